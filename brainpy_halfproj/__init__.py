@@ -1,4 +1,29 @@
-"""brainpy-halfproj: align-post projections for BrainPy with a value-keyed merging registry."""
+"""brainpy-halfproj: align-post projections for BrainPy with a value-keyed merging registry.
+
+Use :mod:`brainpy_halfproj.dyn` as a drop-in for ``brainpy.dyn``; see the README.
+"""
 from importlib.metadata import version as _version
+
+from . import dyn as dyn
+from ._checkpoint import CheckpointError as CheckpointError
+from ._checkpoint import load_checkpoint as load_checkpoint
+from ._checkpoint import load_state_dict as load_state_dict
+from ._checkpoint import save_checkpoint as save_checkpoint
+from ._checkpoint import state_dict as state_dict
+from ._demo import EINet as EINet
+from ._demo import run_einet as run_einet
+from ._merge_key import DescriptorSpec as DescriptorSpec
+from ._merge_key import MergeKey as MergeKey
+from ._merge_key import UnkeyableError as UnkeyableError
+from ._merge_key import describe as describe
+from ._merge_key import merge_key as merge_key
+from ._projections import FullProjAlignPost as FullProjAlignPost
+from ._projections import FullProjAlignPostMg as FullProjAlignPostMg
+from ._projections import HalfProjAlignPost as HalfProjAlignPost
+from ._projections import HalfProjAlignPostMg as HalfProjAlignPostMg
+from ._registry import MergeGroup as MergeGroup
+from ._report import GroupInfo as GroupInfo
+from ._report import MergeReport as MergeReport
+from ._report import merge_report as merge_report
 
 __version__ = _version("brainpy-halfproj")

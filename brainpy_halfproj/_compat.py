@@ -1,0 +1,65 @@
+"""Everything that differs between the brainpy lines we support, in one place.
+
+Supported lines
+---------------
+* brainpy 2.8.x (current; event kernels from ``brainevent``),
+* brainpy 2.5.0.post20240308 (legacy; event kernels from ``brainpylib``).
+
+Only public brainpy names are used elsewhere in the package; the few things that
+are private or moved between lines are resolved here.
+"""
+from __future__ import annotations
+
+import re
+
+import brainpy as bp
+
+__all__ = [
+    "BRAINPY_VERSION",
+    "ParamDescriber",
+    "register_delay_by_return",
+    "delay_identifier",
+    "LEGACY_ALIASES",
+    "upstream_dyn_names",
+    "event_kernel_library",
+]
+
+
+def _parse_version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
+
+
+#: ``(major, minor, patch)`` of the installed brainpy.
+BRAINPY_VERSION: tuple[int, ...] = _parse_version(bp.__version__)
+
+#: The descriptor class returned by ``bp.dyn.Expon.desc(...)`` (brainstate's on 2.8,
+#: brainpy's own on 2.5). Both expose ``.cls``, ``.args`` and ``.kwargs``.
+ParamDescriber = bp.mixin.ParamDescriber
+
+# ``bp.delay`` is public on 2.8 but not on 2.5.
+try:  # brainpy >= 2.6
+    from brainpy.delay import delay_identifier, register_delay_by_return
+except ImportError:  # brainpy 2.5
+    from brainpy._src.delay import delay_identifier, register_delay_by_return
+
+#: Legacy names that upstream still serves from ``bp.dyn``: alias -> current name.
+#: On 2.5 they come from a module ``__getattr__`` and are not in ``dir(bp.dyn)``.
+LEGACY_ALIASES: dict[str, str] = {
+    "ProjAlignPostMg1": "HalfProjAlignPostMg",
+    "ProjAlignPostMg2": "FullProjAlignPostMg",
+    "ProjAlignPost1": "HalfProjAlignPost",
+    "ProjAlignPost2": "FullProjAlignPost",
+}
+
+
+def upstream_dyn_names() -> list[str]:
+    """The public names of ``bp.dyn`` (those ``dir`` shows, without underscores)."""
+    return sorted(n for n in dir(bp.dyn) if not n.startswith("_"))
+
+
+def event_kernel_library() -> str:
+    """Name of the kernel library that serves brainpy's event operators on this line.
+
+    Returns ``"brainevent"`` on brainpy >= 2.6 and ``"brainpylib"`` on 2.5.
+    """
+    return "brainevent" if BRAINPY_VERSION >= (2, 6) else "brainpylib"

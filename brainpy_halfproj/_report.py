@@ -1,0 +1,177 @@
+"""``merge_report``: what the merging registry did, in text and in HTML."""
+from __future__ import annotations
+
+import dataclasses
+import html
+import inspect
+from typing import Any, Optional
+
+import brainpy as bp
+
+from ._merge_key import DescriptorSpec, MergeKey, UnkeyableError, _canonical, _fmt
+from ._registry import MergeGroup, groups_of
+
+__all__ = ["merge_report", "MergeReport", "GroupInfo"]
+
+
+def _short(spec: DescriptorSpec) -> str:
+    """``Expon(size=4000, tau=5.0)``: the spec without arguments left at their defaults."""
+    params = inspect.signature(spec.cls.__init__).parameters
+    shown = []
+    for name, value in spec.arguments:
+        default = params[name].default
+        try:
+            if default is not inspect.Parameter.empty and _canonical(default, name) == value:
+                continue
+        except UnkeyableError:
+            pass
+        shown.append(f"{name}={_fmt(value)}")
+    return f"{spec.cls.__name__}({', '.join(shown)})"
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupInfo:
+    """One shared synapse state in a :class:`MergeReport`.
+
+    Attributes
+    ----------
+    post
+        The post-synaptic group.
+    group
+        The :class:`MergeGroup` node.
+    key
+        Its :class:`MergeKey` (``None`` for a private group that could not be keyed).
+    key_text
+        The key in short readable form (arguments at their defaults left out).
+    projections
+        The member projections, in construction order.
+    state_size
+        Number of synapse state elements the group holds.
+    saved_elements
+        State elements merging saved: ``state_size * (len(projections) - 1)``.
+    unmerged_reason
+        Why the group is private, or ``None``.
+    """
+
+    post: Any
+    group: MergeGroup
+    key: Optional[MergeKey]
+    key_text: str
+    projections: tuple
+    state_size: int
+    saved_elements: int
+    unmerged_reason: Optional[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class MergeReport:
+    """The shared synapse states of a model, per post group.
+
+    Returned by :func:`merge_report`. ``str(report)`` is a plain-text table;
+    in Jupyter the report renders as an HTML table.
+
+    Attributes
+    ----------
+    groups
+        One :class:`GroupInfo` per synapse state, grouped by post in model order.
+    """
+
+    groups: tuple[GroupInfo, ...]
+
+    @property
+    def saved_elements(self) -> int:
+        """Synapse state elements saved by merging, over all groups."""
+        return sum(g.saved_elements for g in self.groups)
+
+    @property
+    def state_size(self) -> int:
+        """Synapse state elements held by all groups."""
+        return sum(g.state_size for g in self.groups)
+
+    def _posts(self) -> list:
+        posts: list = []
+        for g in self.groups:
+            if not any(p is g.post for p in posts):
+                posts.append(g.post)
+        return posts
+
+    def _headline(self) -> str:
+        n_proj = sum(len(g.projections) for g in self.groups)
+        return (f"{n_proj} merging projection(s) onto {len(self._posts())} post group(s) share "
+                f"{len(self.groups)} synapse state(s): {self.state_size} state elements, "
+                f"{self.saved_elements} saved by merging")
+
+    def __str__(self) -> str:
+        lines = [self._headline()]
+        for post in self._posts():
+            lines.append(f"post {post.name} ({type(post).__name__}, {post.num} neurons)")
+            for g in (g for g in self.groups if g.post is post):
+                members = ", ".join(p.name for p in g.projections)
+                lines.append(f"  [{g.group.storage_name}] {g.key_text}")
+                lines.append(f"      shared by {len(g.projections)}: {members}; state {g.state_size}, "
+                             f"saved {g.saved_elements}")
+                if g.unmerged_reason:
+                    lines.append(f"      not merged: {g.unmerged_reason}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        rows = []
+        for g in self.groups:
+            members = ", ".join(esc(p.name) for p in g.projections)
+            note = f"<br><i>not merged: {esc(g.unmerged_reason)}</i>" if g.unmerged_reason else ""
+            rows.append(
+                f"<tr><td>{esc(g.post.name)}</td><td><code>{esc(g.key_text)}</code>{note}</td>"
+                f"<td>{len(g.projections)}: {members}</td><td>{g.state_size}</td><td>{g.saved_elements}</td></tr>"
+            )
+        return (f"<p>{esc(self._headline())}</p><table><thead><tr><th>post</th><th>synapse -&gt; output"
+                f"</th><th>projections</th><th>state elements</th><th>saved</th></tr></thead><tbody>"
+                + "".join(rows) + "</tbody></table>")
+
+
+def merge_report(model_or_post: bp.DynamicalSystem) -> MergeReport:
+    """List every shared synapse state in a model (or on one post group).
+
+    Parameters
+    ----------
+    model_or_post
+        A network (any ``DynamicalSystem`` that contains the post groups) or a single
+        post group.
+
+    Returns
+    -------
+    MergeReport
+        Per post group: each synapse state's key in readable form, the projections
+        that share it, and how many state elements merging saved.
+
+    Examples
+    --------
+    >>> import brainpy as bp
+    >>> import brainpy_halfproj as bhp
+    >>> post = bp.dyn.LifRef(100)
+    >>> projs = [bhp.HalfProjAlignPostMg(bp.dnn.Linear(n_pre, 100), bp.dyn.Expon.desc(100, tau=5.),
+    ...                                  bp.dyn.CUBA.desc(), post) for n_pre in (10, 20, 30)]
+    >>> report = bhp.merge_report(post)
+    >>> len(report.groups), report.saved_elements
+    (1, 200)
+    >>> print(report.groups[0].key_text)
+    Expon(size=100, tau=5.0) -> CUBA()
+    """
+    if not isinstance(model_or_post, bp.DynamicalSystem):
+        raise TypeError(f"merge_report: `model_or_post` must be a brainpy DynamicalSystem (a network "
+                        f"or a post group), but got a {type(model_or_post).__name__}.")
+    infos = []
+    for node in model_or_post.nodes().subset(bp.DynamicalSystem).unique().values():
+        if not hasattr(node, "before_updates"):
+            continue
+        for group in groups_of(node):
+            members = tuple(group.projections)
+            if group.key is None:
+                key_text = f"{type(group.syn).__name__} -> {type(group.out).__name__} (private)"
+            else:
+                label = "" if group.key.out_label is None else f", out_label={group.key.out_label!r}"
+                key_text = f"{_short(group.key.syn)} -> {_short(group.key.out)}{label}"
+            size = group.state_size
+            infos.append(GroupInfo(node, group, group.key, key_text, members, size,
+                                   size * max(len(members) - 1, 0), group.unmerged_reason))
+    return MergeReport(tuple(infos))
