@@ -377,8 +377,11 @@ def microcircuit(
     ['L23E', 'L23I', 'L4E', 'L4I', 'L5E', 'L5I', 'L6E', 'L6I']
     >>> len(net.projections)  # 55 non-zero table entries + 8 background drives
     63
-    >>> round(net.params['w_ext'] * 0.1, 2)  # 87.81 pA / sqrt(0.01), times 0.1
-    87.81
+    >>> from brainpy_halfproj import merge_report
+    >>> len(merge_report(net).groups)  # one synapse state per post population
+    8
+    >>> microcircuit(scale=0.01, merged=False).charge_correction < 1 < net.charge_correction
+    True
     """
     if not isinstance(scale, (int, float)) or isinstance(scale, bool):
         raise TypeError(f"scale must be a number, got {type(scale).__name__}: {scale!r}")
