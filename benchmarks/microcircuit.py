@@ -168,7 +168,10 @@ def worker_nest(a: argparse.Namespace) -> dict:
             d = 1.5 if j % 2 == 0 else 0.75
             wd = nest.math.redraw(nest.random.normal(mean=mu, std=abs(mu) * 0.1),
                                   min=0.0 if mu > 0 else -np.inf, max=np.inf if mu > 0 else 0.0)
-            dd = nest.math.redraw(nest.random.normal(mean=d, std=d * 0.5), min=0.1, max=np.inf)
+            if a.fixed_delays:  # as our model: 1.5 ms and 0.75 ms rounded to 0.8 ms
+                dd = 1.5 if j % 2 == 0 else 0.8
+            else:
+                dd = nest.math.redraw(nest.random.normal(mean=d, std=d * 0.5), min=0.1, max=np.inf)
             nest.Connect(pops[j], pops[i],
                          {"rule": "fixed_total_number", "N": int(n_syn[i, j]),
                           "allow_autapses": True, "allow_multapses": True},
@@ -185,7 +188,8 @@ def worker_nest(a: argparse.Namespace) -> dict:
     nest.Cleanup()
     out_rates = {p: recs[i].get("n_events") / n[i] / (a.duration * 1e-3) for i, p in enumerate(POP)}
     return dict(
-        simulator="nest", variant=f"nest-{a.threads}threads", scale=s, background="poisson",
+        simulator="nest", variant=f"nest-{a.threads}threads" + ("-fixed-delays" if a.fixed_delays else ""),
+        scale=s, background="poisson",
         connectivity="fixed_total_number", seed=a.seed, neurons=int(n.sum()),
         synapses=int(n_syn.sum()), import_s=t_import, build_s=t_build, compile_s=None,
         transient_ms=a.transient, transient_s=t_transient, duration_ms=a.duration,
@@ -288,6 +292,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--nest-python", help="python with nest-simulator installed")
     ap.add_argument("--nest-scale", type=float, action="append", default=[])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fixed-delays", action="store_true",
+                    help="NEST only: fixed delays as in our model instead of normal ones")
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args(argv)
 
@@ -304,6 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     if JSON_PATH.exists() and not a.smoke:
         data = json.loads(JSON_PATH.read_text())
     data["machine"] = _machine()
+    nest_extra = ["--fixed-delays"] if a.fixed_delays else []
     common = ["--background", a.background, "--connectivity", a.connectivity, "--seed", str(a.seed),
               "--transient", str(a.transient), "--duration", str(a.duration)]
     new = []
@@ -312,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
             new.append(_run_worker(sys.executable, ["--scale", str(s), "--variant", v, *common]))
     for s in a.nest_scale:
         new.append(_run_worker(a.nest_python or sys.executable,
-                               ["--nest", "--scale", str(s), "--threads", str(a.threads), *common]))
+                               ["--nest", "--scale", str(s), "--threads", str(a.threads), *nest_extra, *common]))
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
     for r in new:
         r["date"] = stamp
