@@ -17,6 +17,7 @@ with ``I`` in pA.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Literal, Mapping
 
@@ -147,6 +148,9 @@ class _PoissonCounts(bp.DynamicalSystem):
         return jnp.searchsorted(bm.as_jax(self.cdf), bm.as_jax(u)).astype(bm.float_)
 
 
+_MODEL_IDS = itertools.count()
+
+
 class Microcircuit(bp.DynSysGroup):
     """The Potjans & Diesmann (2014) microcircuit. Build it with :func:`microcircuit`.
 
@@ -175,6 +179,8 @@ class Microcircuit(bp.DynSysGroup):
     ):
         super().__init__()
         dt = bm.get_dt()
+        # readable, unique node names (brainpy requires unique names): mc0_L23E, mc0_L4E_to_L23E
+        tag = f"mc{next(_MODEL_IDS)}"
         self.scale = scale
         self.background = background
         self.merged = merged
@@ -239,7 +245,7 @@ class Microcircuit(bp.DynSysGroup):
             v0 = rng.normal(V0_MEAN[p], V0_STD[p], size=sizes[p]).astype(np.float32)
             pops[p] = bp.dyn.LifRef(
                 sizes[p], V_rest=E_L, V_reset=V_RESET, V_th=V_TH, R=TAU_M / C_M,
-                tau=TAU_M, tau_ref=T_REF, V_initializer=bm.asarray(v0),
+                tau=TAU_M, tau_ref=T_REF, V_initializer=bm.asarray(v0), name=f"{tag}_{p}",
             )
         self.populations = bm.NodeDict(pops)
         self.delays = bm.NodeDict(
@@ -254,19 +260,22 @@ class Microcircuit(bp.DynSysGroup):
         # projections onto it merge into a single Expon state when merged=True
         projs = {}
 
-        def make(comm, post):
+        def make(comm, pre, post):
+            name = f"{tag}_{pre}_to_{post}"
             if merged:
                 return dyn.HalfProjAlignPostMg(
                     comm=comm,
                     syn=bp.dyn.Expon.desc(size=sizes[post], tau=TAU_SYN),
                     out=bp.dyn.CUBA.desc(),
                     post=pops[post],
+                    name=name,
                 )
             return dyn.HalfProjAlignPost(
                 comm=comm,
                 syn=bp.dyn.Expon(size=sizes[post], tau=TAU_SYN),
                 out=bp.dyn.CUBA(),
                 post=pops[post],
+                name=name,
             )
 
         for i, post in enumerate(POPULATIONS):
@@ -278,12 +287,12 @@ class Microcircuit(bp.DynSysGroup):
                     w_mu=float(w_scaled[i, j]), w_sigma=float(abs(w_scaled[i, j]) * WEIGHT_REL_STD),
                     seed=next(seeds),
                 )
-                projs[f"{pre}->{post}"] = make(comm, post)
+                projs[f"{pre}->{post}"] = make(comm, pre, post)
         sources = {}
         if background == "poisson":
             for post in POPULATIONS:
                 sources[post] = _PoissonCounts(sizes[post], k_ext[post] * BG_RATE, seed=next(seeds))
-                projs[f"bg->{post}"] = make(bp.dnn.OneToOne(sizes[post], float(w_ext)), post)
+                projs[f"bg->{post}"] = make(bp.dnn.OneToOne(sizes[post], float(w_ext)), "bg", post)
         self.projections = bm.NodeDict(projs)
         self.sources = bm.NodeDict(sources)
         self._routes = [tuple(k.split("->")) for k in projs]
