@@ -229,7 +229,8 @@ def _run_worker(python: str, args: list[str]) -> dict:
 
 
 def _key(r: dict) -> str:
-    return f"{r['simulator']}/{r['variant']}/scale={r['scale']}/{r['background']}/{r['connectivity']}"
+    return (f"{r['simulator']}/{r['variant']}/scale={r['scale']}/{r['background']}/{r['connectivity']}"
+            f"/seed={r['seed']}")
 
 
 def write_markdown(data: dict) -> str:
@@ -321,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
         new.append(_run_worker(a.nest_python or sys.executable,
                                ["--nest", "--scale", str(s), "--threads", str(a.threads), *nest_extra, *common]))
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    data["runs"] = {_key(r): r for r in data["runs"].values()}
     for r in new:
         r["date"] = stamp
         key = _key(r)
