@@ -152,3 +152,9 @@ def test_population_rates_rejects_non_positive_duration():
     net = microcircuit(SCALE, background="dc", seed=0, dyn=_dyn())
     with pytest.raises(ValueError, match="duration must be positive"):
         population_rates(net, 0.0)
+
+
+def test_simulate_rejects_unknown_record_mode():
+    net = microcircuit(SCALE, background="dc", seed=0, dyn=_dyn())
+    with pytest.raises(ValueError, match="record must be True, False or 'counts', got 'raster'"):
+        simulate(net, 1.0, record="raster")

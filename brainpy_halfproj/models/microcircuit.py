@@ -423,13 +423,22 @@ def population_rates(model: Microcircuit, duration: float) -> dict[str, float]:
 
 
 def simulate(
-    model: Microcircuit, duration: float, *, record: bool = False, start_step: int = 0
+    model: Microcircuit,
+    duration: float,
+    *,
+    record: bool | Literal["counts"] = False,
+    start_step: int = 0,
 ) -> dict[str, np.ndarray] | None:
-    """Advance ``model`` by ``duration`` ms in one jitted loop.
+    """Advance ``model`` by ``duration`` ms in jitted loops of up to 1000 steps.
 
-    Returns the spikes as ``{population: bool array (steps, neurons)}`` if
-    ``record`` is true (only for small models), else ``None``.
+    ``record=True`` returns the spikes as ``{population: bool array (steps,
+    neurons)}`` (for small models); ``record='counts'`` returns the number of
+    spikes per population and step, ``{population: int array (steps,)}``, cheap
+    at any scale; ``record=False`` returns ``None``.  ``start_step`` sets the
+    step index (and so the time) of the first step.
     """
+    if record not in (True, False, "counts"):
+        raise ValueError(f"record must be True, False or 'counts', got {record!r}")
     dt = bm.get_dt()
     n = int(round(duration / dt))
     idx = np.arange(start_step, start_step + n)
@@ -439,7 +448,11 @@ def simulate(
     def runner(steps: int):
         key = (record, steps)
         if key not in cache:
-            if record:
+            if record == "counts":
+                def body(i):
+                    out = model.step_run(i)
+                    return {p: bm.as_jax(out[p]).sum() for p in POPULATIONS}
+            elif record:
                 def body(i):
                     return model.step_run(i)
             else:
