@@ -47,6 +47,7 @@ def worker_brainpy(a: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     import brainpy as bp
     import brainpy.math as bm
+    import numpy as np
 
     from brainpy_halfproj.models import PUBLISHED_RATES, microcircuit, population_rates, simulate
 
@@ -74,9 +75,17 @@ def worker_brainpy(a: argparse.Namespace) -> dict:
 
     net.reset_spike_counts()
     t0 = time.perf_counter()
-    simulate(net, a.duration, start_step=int(round(n_chunks * chunk / 0.1)))
+    counts = simulate(net, a.duration, record="counts", start_step=int(round(n_chunks * chunk / 0.1)))
     t_run = time.perf_counter() - t0
     rates = population_rates(net, a.duration)
+    activity = {}
+    for p, c in counts.items():  # 1 ms population rate: irregularity and dominant frequency
+        r = np.asarray(c, float).reshape(-1, 10).sum(1) / net.sizes[p] / 1e-3
+        f = np.fft.rfftfreq(len(r), 1e-3)
+        power = np.abs(np.fft.rfft(r - r.mean())) ** 2
+        band = f > 5.0
+        activity[p] = dict(cv_1ms=float(r.std() / max(r.mean(), 1e-12)),
+                           peak_hz=float(f[band][np.argmax(power[band])]))
     groups = None
     try:
         from brainpy_halfproj import merge_report
@@ -90,7 +99,7 @@ def worker_brainpy(a: argparse.Namespace) -> dict:
         projections=len(net.projections), merge_groups=groups,
         import_s=t_import, build_s=t_build, compile_s=t_compile,
         transient_ms=n_chunks * chunk, duration_ms=a.duration,
-        run_s_per_bio_s=t_run / (a.duration * 1e-3), rates=rates,
+        run_s_per_bio_s=t_run / (a.duration * 1e-3), rates=rates, activity=activity,
         published_full_scale=PUBLISHED_RATES, peak_rss_gib=_peak_rss_gib(),
         versions=dict(brainpy=bp.__version__, jax=__import__("jax").__version__),
     )
