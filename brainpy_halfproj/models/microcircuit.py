@@ -381,6 +381,15 @@ def microcircuit(
         A ``bp.DynSysGroup``; ``model.step_run(i)`` advances one step of
         ``bm.get_dt()`` (the reference uses 0.1 ms).
 
+    Notes
+    -----
+    Validation (``benchmarks/microcircuit.py``; numbers in the benchmarks
+    report): at scale 0.1 with Poisson input the population rates agree with
+    NEST 3.10 running the reference at the same scale to within about 20 %;
+    merged and unmerged variants give the same spikes.  At full scale the
+    rates measured so far are off the published ones (L2/3I about twice as high);
+    the cause is not yet known.
+
     Examples
     --------
     >>> from brainpy_halfproj.models import microcircuit
