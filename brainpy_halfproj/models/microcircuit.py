@@ -387,8 +387,11 @@ def microcircuit(
     report): at scale 0.1 with Poisson input the population rates agree with
     NEST 3.10 running the reference at the same scale to within about 20 %;
     merged and unmerged variants give the same spikes.  At full scale the
-    rates measured so far are off the published ones (L2/3I about twice as high);
-    the cause is not yet known.
+    rates are off the published ones (L2/3I about 2.4 times as high) and the
+    activity is bursty: the 1 ms population rate of L2/3E has a coefficient of
+    variation of about 10 (about 0.2 would be asynchronous), with a spectral peak
+    near 80 Hz.  The cause is not yet known; fixed delays are a candidate not
+    ruled out at full scale (at scale 0.1 they do not change NEST's rates).
 
     Examples
     --------
