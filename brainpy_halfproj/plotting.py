@@ -6,6 +6,7 @@ this module only adds what brainpy has no picture for.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Optional
 
 import brainpy as bp
@@ -82,7 +83,7 @@ _SHOWN_PARAMS = ("tau", "tau_rise", "tau_decay", "E")
 
 
 def _instance_text(obj: Any) -> str:
-    """``Expon(tau=5)``, ``COBA(E=-80)``, ``Expon(tau=array[2000])``: class and common parameters."""
+    """``Expon(tau=5)``, ``COBA(E=-80)``, ``Expon(tau=array(2000,))``: class and common parameters."""
     shown = []
     for name in _SHOWN_PARAMS:
         value = getattr(obj, name, None)
@@ -94,7 +95,7 @@ def _instance_text(obj: Any) -> str:
             continue
         if arr.dtype.kind not in "iuf":
             continue
-        shown.append(f"{name}={float(arr):g}" if arr.size == 1 else f"{name}=array[{arr.size}]")
+        shown.append(f"{name}={float(arr):g}" if arr.size == 1 else f"{name}=array{tuple(arr.shape)}")
     return f"{type(obj).__name__}({', '.join(shown)})"
 
 
@@ -105,6 +106,54 @@ def _proj_text(proj: Any) -> str:
 
 def _state_size(syn: Any) -> int:
     return int(sum(np.size(v.value) for v in syn.vars().unique().values()))
+
+
+_ARRAY = re.compile(r"array\(shape=\(([^)]*)\), dtype=(\w+), sha256=(\w+)\)")
+_WIDTH = 48  # characters per line in a synapse box
+
+
+def _wrap(key_text: str) -> str:
+    """A synapse label in lines of about ``_WIDTH`` characters, arrays as ``array(2000,) #1a2b3c4d``."""
+    text = _ARRAY.sub(lambda m: f"array({m[1]}) #{m[3][:8]}", key_text)
+    if len(text) <= _WIDTH:
+        return text
+    lines = []
+    for i, part in enumerate(text.split(" -> ")):
+        words = part.split(", ")
+        line = ("-> " if i else "") + words[0]
+        for word in words[1:]:
+            if len(line) + 2 + len(word) > _WIDTH:
+                lines.append(line + ",")
+                line = "  " + word
+            else:
+                line += ", " + word
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _place_columns(ax: Any, columns: tuple[list, list, list]) -> list[float]:
+    """Put the three columns of boxes side by side with equal gaps; shrink the font if they do not fit."""
+    fig = ax.figure
+    for _ in range(4):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        widths = [max(t.get_bbox_patch().get_window_extent(renderer).width for t in col) / ax.bbox.width
+                  for col in columns]
+        total = sum(widths)
+        if total <= 0.85:
+            break
+        size = columns[0][0].get_fontsize() * 0.85 / total
+        for col in columns:
+            for t in col:
+                t.set_fontsize(max(size, 5.0))
+        if size <= 5.0:
+            break
+    gap = max((1.0 - total) / 2, 0.02)
+    centers = [widths[0] / 2, widths[0] + gap + widths[1] / 2, 1.0 - widths[2] / 2]
+    for x, col in zip(centers, columns):
+        for t in col:
+            t.set_x(x)
+    return centers
 
 
 def _plural(n: int, word: str) -> str:
@@ -165,17 +214,16 @@ def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Optional[Any] = No
     projections = [p for s in states for p in s.projections]
     n_rows = len(projections)
     if ax is None:
-        _, ax = plt.subplots(figsize=(10, max(2.2, 0.75 * n_rows + 1.0)))
+        _, ax = plt.subplots(figsize=(10, max(2.4, 0.8 * n_rows + 1.0)))
 
     # Rows: projections top to bottom; each state at the mean of its projections,
-    # each post at the mean of its states.
+    # each post at the mean of its states. Columns are placed after measuring the boxes.
     y_proj = {id(p): n_rows - 1 - i for i, p in enumerate(projections)}
     y_state = {id(s.syn): float(np.mean([y_proj[id(p)] for p in s.projections])) for s in states}
     y_post = {id(p): float(np.mean([y_state[id(s.syn)] for s in states if s.post is p])) for p in posts}
-    x_proj, x_state, x_post = 0.0, 1.0, 2.0
 
-    def box(x, y, text, color):
-        return ax.text(x, y, text, ha="center", va="center", fontsize=9, zorder=3,
+    def box(y, text, color):
+        return ax.text(0.5, y, text, ha="center", va="center", fontsize=9, zorder=3,
                        bbox=dict(boxstyle="round,pad=0.4", fc=color, ec="0.3"))
 
     def arrow(source, target):
@@ -183,22 +231,29 @@ def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Optional[Any] = No
         ax.annotate("", xy=(0.0, 0.5), xycoords=target, xytext=(1.0, 0.5), textcoords=source, zorder=1,
                     arrowprops=dict(arrowstyle="->", color="0.35", lw=1.2, shrinkA=6, shrinkB=6))
 
-    post_boxes = {id(p): box(x_post, y_post[id(p)], f"{labels[id(p)]}\n{type(p).__name__}, {p.num} neurons",
-                             _COLORS["post"]) for p in posts}
+    columns: tuple[list, list, list] = ([], [], [])
+    post_boxes = {}
+    for p in posts:
+        post_boxes[id(p)] = box(y_post[id(p)], f"{labels[id(p)]}\n{type(p).__name__}, {p.num} neurons",
+                                _COLORS["post"])
+        columns[2].append(post_boxes[id(p)])
     for s in states:
         shared = len(s.projections) > 1
         note = f"shared by {len(s.projections)}" if shared else "1 projection"
-        state_box = box(x_state, y_state[id(s.syn)], f"{s.label}\nstate: {_state_size(s.syn)} elements, {note}",
+        state_box = box(y_state[id(s.syn)], f"{_wrap(s.label)}\nstate: {_state_size(s.syn)} elements, {note}",
                         _COLORS["shared" if shared else "single"])
+        columns[1].append(state_box)
         arrow(state_box, post_boxes[id(s.post)])
         for p in s.projections:
-            proj_box = box(x_proj, y_proj[id(p)], f"{labels[id(p)]}\n{_proj_text(p)}", _COLORS["projection"])
+            proj_box = box(y_proj[id(p)], f"{labels[id(p)]}\n{_proj_text(p)}", _COLORS["projection"])
+            columns[0].append(proj_box)
             arrow(proj_box, state_box)
-    for x, head in ((x_proj, "projections"), (x_state, "synapse states"), (x_post, "post groups")):
-        ax.text(x, n_rows - 0.35, head, ha="center", va="bottom", fontsize=10, fontweight="bold")
-    ax.set_xlim(-0.55, 2.55)
+    ax.set_xlim(0, 1)
     ax.set_ylim(-0.6, n_rows - 0.05)
     ax.axis("off")
+    centers = _place_columns(ax, columns)
+    for x, head in zip(centers, ("projections", "synapse states", "post groups")):
+        ax.text(x, n_rows - 0.35, head, ha="center", va="bottom", fontsize=10, fontweight="bold")
     ax.set_title(f"{_plural(len(projections), 'projection')} -> {_plural(len(states), 'synapse state')} -> "
                  f"{_plural(len(posts), 'post group')}")
     return ax

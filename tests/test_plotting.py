@@ -92,7 +92,7 @@ def test_unmerged_classes_and_long_arrays():
     group.p = bhp.HalfProjAlignPost(bp.dnn.EventJitFPHomoLinear(8, 30, prob=0.1, weight=0.6),
                                     bp.dyn.Expon(30, tau=tau), bp.dyn.COBA(E=-80.), post)
     ax = plot_merge_diagram(group)
-    assert _state_boxes(ax) == ["Expon(tau=array[30]) -> COBA(E=-80)\nstate: 30 elements, 1 projection"]
+    assert _state_boxes(ax) == ["Expon(tau=array(30,)) -> COBA(E=-80)\nstate: 30 elements, 1 projection"]
 
 
 def test_post_group_alone_finds_merging_projections():
@@ -115,3 +115,40 @@ def test_rejects_non_dynamical_system():
 def test_no_projection_found():
     with pytest.raises(ValueError, match=r"found no align-post projection in LifRef"):
         plot_merge_diagram(bp.dyn.LifRef(10))
+
+
+def test_long_array_keys_are_abbreviated_and_told_apart():
+    post = bp.dyn.LifRef(2000)
+    tau_a = np.full(2000, 5.)
+    tau_b = tau_a.copy()
+    tau_b[1000] = 50.
+    group = bp.DynSysGroup()
+    group.post = post
+    group.a = bhp.HalfProjAlignPostMg(bp.dnn.EventJitFPHomoLinear(8, 2000, prob=0.1, weight=0.6),
+                                      bp.dyn.Expon.desc(2000, tau=tau_a), bp.dyn.COBA.desc(E=0.), post)
+    group.b = bhp.HalfProjAlignPostMg(bp.dnn.EventJitFPHomoLinear(8, 2000, prob=0.1, weight=0.6),
+                                      bp.dyn.Expon.desc(2000, tau=tau_b), bp.dyn.COBA.desc(E=0.), post)
+    boxes = _state_boxes(plot_merge_diagram(group))
+    hashes = {g.key.syn.arguments[-1][1].sha256[:8] for g in bhp.merge_report(group).groups}
+    assert len(boxes) == 2 and len(hashes) == 2
+    for box in boxes:
+        first, second, state = box.split("\n")
+        assert first.startswith("Expon(size=2000, tau=array(2000,) #") and first[-9:-1] in hashes
+        assert second == "-> COBA(E=0.0)"
+        assert state == "state: 2000 elements, 1 projection"
+
+
+@pytest.mark.parametrize("figsize", [None, (5, 4)], ids=["own-figure", "narrow-axes"])
+def test_columns_do_not_overlap(figsize):
+    net = build_net(bhp.dyn, "FullProjAlignPostMg")
+    ax = plot_merge_diagram(net, ax=None if figsize is None else plt.subplots(figsize=figsize)[1])
+    ax.figure.canvas.draw()
+    renderer = ax.figure.canvas.get_renderer()
+    columns = {}
+    for t in ax.texts:
+        if t.get_bbox_patch() is not None:
+            columns.setdefault(round(t.get_position()[0], 6), []).append(t.get_bbox_patch().get_window_extent(renderer))
+    assert len(columns) == 3
+    left, middle, right = (columns[x] for x in sorted(columns))
+    assert max(b.x1 for b in left) < min(b.x0 for b in middle)
+    assert max(b.x1 for b in middle) < min(b.x0 for b in right)
