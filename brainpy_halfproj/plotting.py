@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import brainpy as bp
 import numpy as np
 
 from . import _projections
 from ._report import merge_report
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["plot_merge_diagram"]
 
@@ -95,7 +98,7 @@ def _instance_text(obj: Any) -> str:
             continue
         if arr.dtype.kind not in "iuf":
             continue
-        shown.append(f"{name}={float(arr):g}" if arr.size == 1 else f"{name}=array{tuple(arr.shape)}")
+        shown.append(f"{name}={float(arr.reshape(-1)[0]):g}" if arr.size == 1 else f"{name}=array{tuple(arr.shape)}")
     return f"{type(obj).__name__}({', '.join(shown)})"
 
 
@@ -131,7 +134,7 @@ def _wrap(key_text: str) -> str:
     return "\n".join(lines)
 
 
-def _place_columns(ax: Any, columns: tuple[list, list, list]) -> list[float]:
+def _place_columns(ax: Axes, columns: tuple[list, list, list]) -> list[float]:
     """Put the three columns of boxes side by side with equal gaps; shrink the font if they do not fit."""
     fig = ax.figure
     for _ in range(4):
@@ -160,7 +163,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Optional[Any] = None) -> Any:
+def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Optional[Axes] = None) -> Axes:
     """Draw which projections share which synapse state, on which post group.
 
     Three columns: the align-post projections (left) point at the synapse states
