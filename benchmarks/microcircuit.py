@@ -1,0 +1,351 @@
+"""Benchmark the Potjans & Diesmann (2014) microcircuit: merged vs unmerged, and NEST.
+
+Every measurement runs in its own subprocess, so that build time, compile time,
+run time and peak RSS (``resource.getrusage(...).ru_maxrss``) are its own.
+
+Usage::
+
+    python benchmarks/microcircuit.py --smoke            # seconds, scale 0.02
+    python benchmarks/microcircuit.py --scale 1 --scale 0.1 --variants merged unmerged
+    python benchmarks/microcircuit.py --nest-python /tmp/vnest/bin/python --nest-scale 1
+
+Protocol per run: build; simulate ``--transient`` ms in chunks of 100 ms (the
+first chunk includes jit compilation; compile time is reported as the first
+chunk's time minus the mean of the later transient chunks); reset the spike
+counters; simulate ``--duration`` ms and report its wall time per biological
+second and the rate of each population.  Results are merged into
+``benchmarks/results/microcircuit.json`` (keyed by run) and the markdown section
+``benchmarks/results/microcircuit.md`` is rewritten from the JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+JSON_PATH = RESULTS / "microcircuit.json"
+MD_PATH = RESULTS / "microcircuit.md"
+
+
+def _peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+
+
+# --------------------------------------------------------------------------- brainpy worker
+def worker_brainpy(a: argparse.Namespace) -> dict:
+    sys.path.insert(0, str(ROOT))
+    t0 = time.perf_counter()
+    import brainpy as bp
+    import brainpy.math as bm
+    import numpy as np
+
+    from brainpy_halfproj.models import PUBLISHED_RATES, microcircuit, population_rates, simulate
+
+    try:
+        from brainpy_halfproj import dyn
+    except ImportError:  # the core package has not landed: upstream classes
+        dyn = bp.dyn
+    bm.set_dt(0.1)
+    t_import = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    net = microcircuit(a.scale, background=a.background, merged=a.variant == "merged",
+                       connectivity=a.connectivity, seed=a.seed, dyn=dyn)
+    t_build = time.perf_counter() - t0
+
+    chunk = 100.0
+    n_chunks = max(2, int(round(a.transient / chunk)))
+    times = []
+    for k in range(n_chunks):
+        t0 = time.perf_counter()
+        simulate(net, chunk, start_step=int(round(k * chunk / 0.1)))
+        times.append(time.perf_counter() - t0)
+    steady = sum(times[1:]) / len(times[1:])
+    t_compile = times[0] - steady
+
+    net.reset_spike_counts()
+    t0 = time.perf_counter()
+    counts = simulate(net, a.duration, record="counts", start_step=int(round(n_chunks * chunk / 0.1)))
+    t_run = time.perf_counter() - t0
+    rates = population_rates(net, a.duration)
+    activity = {}
+    for p, c in counts.items():  # 1 ms population rate: irregularity and dominant frequency
+        r = np.asarray(c, float).reshape(-1, 10).sum(1) / net.sizes[p] / 1e-3
+        f = np.fft.rfftfreq(len(r), 1e-3)
+        power = np.abs(np.fft.rfft(r - r.mean())) ** 2
+        band = f > 5.0
+        activity[p] = dict(cv_1ms=float(r.std() / max(r.mean(), 1e-12)),
+                           peak_hz=float(f[band][np.argmax(power[band])]))
+    groups = None
+    try:
+        from brainpy_halfproj import merge_report
+
+        groups = len(merge_report(net).groups)
+    except ImportError:
+        pass
+    return dict(
+        simulator="brainpy", variant=a.variant, scale=a.scale, background=a.background,
+        connectivity=a.connectivity, seed=a.seed, neurons=int(sum(net.sizes.values())),
+        projections=len(net.projections), merge_groups=groups,
+        import_s=t_import, build_s=t_build, compile_s=t_compile,
+        transient_ms=n_chunks * chunk, duration_ms=a.duration,
+        run_s_per_bio_s=t_run / (a.duration * 1e-3), rates=rates, activity=activity,
+        published_full_scale=PUBLISHED_RATES, peak_rss_gib=_peak_rss_gib(),
+        versions=dict(brainpy=bp.__version__, jax=__import__("jax").__version__),
+    )
+
+
+# --------------------------------------------------------------------------- NEST worker
+def worker_nest(a: argparse.Namespace) -> dict:
+    """The reference model in NEST: fixed total number of synapses, normal weights
+    and delays (redrawn to keep their sign / stay >= dt), Poisson background."""
+    import math
+
+    import numpy as np
+
+    t0 = time.perf_counter()
+    import nest
+
+    sys.path.insert(0, str(ROOT / "brainpy_halfproj" / "models"))
+    nest.set_verbosity("M_ERROR")
+    t_import = time.perf_counter() - t0
+    # the parameter tables live in our model module; import it without brainpy
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_mc_params", ROOT / "brainpy_halfproj" / "models" / "microcircuit.py")
+    src = (ROOT / "brainpy_halfproj" / "models" / "microcircuit.py").read_text()
+    head = src[: src.index("def psp_to_psc")]
+    params: dict = {}
+    exec(compile(head.replace("import brainpy as bp\nimport brainpy.math as bm\n", "")
+                 .replace("import jax\nimport jax.numpy as jnp\n", ""), "params", "exec"), params)
+    POP, FULL, P, KEXT, RATES = (params[k] for k in
+                                 ("POPULATIONS", "FULL_SIZES", "CONN_PROBS", "K_EXT", "PUBLISHED_RATES"))
+
+    s = a.scale
+    tm, ts, cm = 10.0, 0.5, 250.0
+    tp = math.log(tm / ts) * tm * ts / (tm - ts)
+    w_exc = 0.15 / (tm * ts / (tm - ts) / cm * (math.exp(-tp / tm) - math.exp(-tp / ts)))
+    w = np.where(np.arange(8) % 2 == 0, w_exc, -4.0 * w_exc)[None, :].repeat(8, 0)
+    w[0, 2] *= 2.0
+    n_full = np.array([FULL[p] for p in POP], float)
+    prod = np.outer(n_full, n_full)
+    with np.errstate(divide="ignore"):
+        syn_full = np.log(1.0 - P) / np.log((prod - 1.0) / prod)
+    indeg_full = syn_full / n_full[:, None]
+    n = np.round(n_full * s).astype(int)
+    n_syn = np.round(syn_full * s * s).astype(int)
+    rates = np.array([RATES[p] for p in POP])
+    rec_mean = (w * indeg_full * rates[None, :]).sum(1) * ts * 1e-3
+    k_ext = np.round(np.array([KEXT[p] for p in POP]) * s).astype(int)
+    ext_mean = np.array([KEXT[p] for p in POP]) * 8.0 * w_exc * ts * 1e-3
+    dc = (1 - math.sqrt(s)) * (rec_mean + ext_mean)
+    w_s, w_ext = w / math.sqrt(s), w_exc / math.sqrt(s)
+    v0m = [-68.28, -63.16, -63.33, -63.45, -63.11, -61.66, -66.72, -61.43]
+    v0s = [5.36, 4.57, 4.74, 4.94, 4.94, 4.55, 5.46, 4.48]
+
+    t0 = time.perf_counter()
+    nest.ResetKernel()
+    nest.SetKernelStatus({"resolution": 0.1, "local_num_threads": a.threads, "rng_seed": a.seed + 1,
+                          "print_time": False})
+    pops, recs = [], []
+    for i, p in enumerate(POP):
+        pop = nest.Create("iaf_psc_exp", int(n[i]), params={
+            "C_m": cm, "tau_m": tm, "tau_syn_ex": ts, "tau_syn_in": ts, "t_ref": 2.0, "E_L": -65.0,
+            "V_th": -50.0, "V_reset": -65.0, "I_e": float(dc[i])})
+        pop.set({"V_m": nest.random.normal(mean=v0m[i], std=v0s[i])})
+        pops.append(pop)
+        rec = nest.Create("spike_recorder", params={"start": a.transient})
+        nest.Connect(pop, rec)
+        recs.append(rec)
+        pg = nest.Create("poisson_generator", params={"rate": 8.0 * float(k_ext[i])})
+        nest.Connect(pg, pop, "all_to_all", {"weight": float(w_ext), "delay": 1.5})
+    for i in range(8):
+        for j in range(8):
+            if n_syn[i, j] <= 0:
+                continue
+            mu = float(w_s[i, j])
+            d = 1.5 if j % 2 == 0 else 0.75
+            wd = nest.math.redraw(nest.random.normal(mean=mu, std=abs(mu) * 0.1),
+                                  min=0.0 if mu > 0 else -np.inf, max=np.inf if mu > 0 else 0.0)
+            if a.fixed_delays:  # as our model: 1.5 ms and 0.75 ms rounded to 0.8 ms
+                dd = 1.5 if j % 2 == 0 else 0.8
+            else:
+                dd = nest.math.redraw(nest.random.normal(mean=d, std=d * 0.5), min=0.1, max=np.inf)
+            nest.Connect(pops[j], pops[i],
+                         {"rule": "fixed_total_number", "N": int(n_syn[i, j]),
+                          "allow_autapses": True, "allow_multapses": True},
+                         {"synapse_model": "static_synapse", "weight": wd, "delay": dd})
+    nest.Prepare()
+    nest.Run(0.1)  # forces the connection infrastructure to be finalised
+    t_build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    nest.Run(a.transient - 0.1)
+    t_transient = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    nest.Run(a.duration)
+    t_run = time.perf_counter() - t0
+    nest.Cleanup()
+    out_rates = {p: recs[i].get("n_events") / n[i] / (a.duration * 1e-3) for i, p in enumerate(POP)}
+    return dict(
+        simulator="nest", variant=f"nest-{a.threads}threads" + ("-fixed-delays" if a.fixed_delays else ""),
+        scale=s, background="poisson",
+        connectivity="fixed_total_number", seed=a.seed, neurons=int(n.sum()),
+        synapses=int(n_syn.sum()), import_s=t_import, build_s=t_build, compile_s=None,
+        transient_ms=a.transient, transient_s=t_transient, duration_ms=a.duration,
+        run_s_per_bio_s=t_run / (a.duration * 1e-3), rates=out_rates,
+        published_full_scale=RATES, peak_rss_gib=_peak_rss_gib(),
+        versions=dict(nest=nest.__version__ if hasattr(nest, "__version__") else "?"),
+    )
+
+
+# --------------------------------------------------------------------------- driver
+def _machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        mem = f"{int(open('/proc/meminfo').readline().split()[1]) / 1024**2:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return dict(cpu=cpu, cores=os.cpu_count(), memory=mem, python=platform.python_version())
+
+
+def _run_worker(python: str, args: list[str]) -> dict:
+    cmd = [python, str(Path(__file__).resolve()), "--worker", *args]
+    print("$", " ".join(cmd), flush=True)
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.stderr.write(p.stderr[-4000:])
+        raise SystemExit(f"worker failed ({p.returncode}): {' '.join(args)}")
+    line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+def _key(r: dict) -> str:
+    return (f"{r['simulator']}/{r['variant']}/scale={r['scale']}/{r['background']}/{r['connectivity']}"
+            f"/seed={r['seed']}")
+
+
+def write_markdown(data: dict) -> str:
+    runs = data["runs"]
+    pops = ["L23E", "L23I", "L4E", "L4I", "L5E", "L5I", "L6E", "L6I"]
+    m = data.get("machine", {})
+    lines = ["## Cortical microcircuit", ""]
+    lines += [
+        "Potjans & Diesmann (2014) microcircuit built by `brainpy_halfproj.models.microcircuit`: "
+        "8 populations, LIF with exponential current synapses (tau_syn 0.5 ms), JIT connectivity "
+        "(`bp.dnn.EventJitFPNormalLinear`), one `bp.VarDelay` per population, Poisson background. "
+        "`merged` uses `HalfProjAlignPostMg` (one synapse state per post population), "
+        "`unmerged` uses `HalfProjAlignPost` (one per projection). dt = 0.1 ms. "
+        "Each row is its own subprocess; compile = first 100 ms chunk minus a steady chunk; "
+        "run = wall time per biological second after the transient; RSS = `ru_maxrss`.",
+        "",
+        f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('memory', '?')}; "
+        f"Python {m.get('python', '?')}. Shared with other jobs; timing runs were serialised "
+        "with a lock, but other processes may have run.",
+        "",
+        "| run | neurons | build (s) | compile (s) | run (s per bio s) | × real time | peak RSS (GiB) | versions | date (UTC) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for k in sorted(runs):
+        r = runs[k]
+        comp = "—" if r.get("compile_s") is None else f"{r['compile_s']:.1f}"
+        ver = ", ".join(f"{a} {b}" for a, b in r.get("versions", {}).items())
+        lines.append(
+            f"| {k} | {r['neurons']} | {r['build_s']:.1f} | {comp} | {r['run_s_per_bio_s']:.1f} | "
+            f"{r['run_s_per_bio_s']:.0f}× | {r['peak_rss_gib']:.2f} | {ver} | {r.get('date', '?')} |"
+        )
+    lines += ["", "Rates (spikes/s) over the measured window; `published` is the full-scale PyNEST "
+              "reference (`full_mean_rates`, NEST 3 `Potjans_2014`).", ""]
+    lines.append("| run | " + " | ".join(pops) + " |")
+    lines.append("| --- |" + " ---: |" * len(pops))
+    lines.append("| published (full scale) | " + " | ".join(
+        f"{v:.3f}" for v in next(iter(runs.values()))["published_full_scale"].values()) + " |" if runs else "")
+    for k in sorted(runs):
+        r = runs[k]
+        lines.append(f"| {k} | " + " | ".join(f"{r['rates'][p]:.3f}" for p in pops) + " |")
+    notes = data.get("notes", [])
+    if notes:
+        lines += [""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--smoke", action="store_true", help="scale 0.02, 200 ms: takes seconds")
+    ap.add_argument("--scale", type=float, action="append")
+    ap.add_argument("--variants", nargs="*", default=["merged", "unmerged"])
+    ap.add_argument("--variant", default="merged")
+    ap.add_argument("--background", default="poisson", choices=["poisson", "dc"])
+    ap.add_argument("--connectivity", default="matched", choices=["matched", "table"])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--transient", type=float, default=500.0)
+    ap.add_argument("--duration", type=float, default=1000.0)
+    ap.add_argument("--nest", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--nest-python", help="python with nest-simulator installed")
+    ap.add_argument("--nest-scale", type=float, action="append", default=[])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fixed-delays", action="store_true",
+                    help="NEST only: fixed delays as in our model instead of normal ones")
+    ap.add_argument("--no-write", action="store_true")
+    a = ap.parse_args(argv)
+
+    if a.worker:
+        a.scale = a.scale[-1]
+        res = worker_nest(a) if a.nest else worker_brainpy(a)
+        print("RESULT " + json.dumps(res), flush=True)
+        return
+
+    if a.smoke:
+        a.scale, a.transient, a.duration = [0.02], 200.0, 100.0
+    scales = a.scale or [0.1]
+    data = {"runs": {}}
+    if JSON_PATH.exists() and not a.smoke:
+        data = json.loads(JSON_PATH.read_text())
+    data["machine"] = _machine()
+    nest_extra = ["--fixed-delays"] if a.fixed_delays else []
+    common = ["--background", a.background, "--connectivity", a.connectivity, "--seed", str(a.seed),
+              "--transient", str(a.transient), "--duration", str(a.duration)]
+    new = []
+    for s in scales:
+        for v in a.variants:
+            new.append(_run_worker(sys.executable, ["--scale", str(s), "--variant", v, *common]))
+    for s in a.nest_scale:
+        new.append(_run_worker(a.nest_python or sys.executable,
+                               ["--nest", "--scale", str(s), "--threads", str(a.threads), *nest_extra, *common]))
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    data["runs"] = {_key(r): r for r in data["runs"].values()}
+    for r in new:
+        r["date"] = stamp
+        key = _key(r)
+        data["runs"][key] = r
+        print(f"{key}: build {r['build_s']:.1f} s, compile {r['compile_s']}, "
+              f"run {r['run_s_per_bio_s']:.1f} s/bio-s, RSS {r['peak_rss_gib']:.2f} GiB")
+        print("   rates", {p: round(x, 3) for p, x in r["rates"].items()})
+    if a.smoke or a.no_write:
+        print(write_markdown({"runs": {_key(r): r for r in new}, "machine": data["machine"]}))
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    JSON_PATH.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    MD_PATH.write_text(write_markdown(data))
+
+
+if __name__ == "__main__":
+    main()

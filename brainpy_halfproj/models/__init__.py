@@ -1,0 +1,11 @@
+"""Published network models built on ``brainpy_halfproj`` projections."""
+from .microcircuit import CONN_PROBS as CONN_PROBS
+from .microcircuit import FULL_SIZES as FULL_SIZES
+from .microcircuit import K_EXT as K_EXT
+from .microcircuit import POPULATIONS as POPULATIONS
+from .microcircuit import PUBLISHED_RATES as PUBLISHED_RATES
+from .microcircuit import Microcircuit as Microcircuit
+from .microcircuit import microcircuit as microcircuit
+from .microcircuit import population_rates as population_rates
+from .microcircuit import psp_to_psc as psp_to_psc
+from .microcircuit import simulate as simulate
