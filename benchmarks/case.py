@@ -1,0 +1,118 @@
+"""Run one benchmark case in this process and print one ``RESULT {json}`` line.
+
+Run it in a fresh interpreter per case (``run.py`` does), so that peak RSS and compile
+time belong to that case alone.
+
+    python benchmarks/case.py --impl upstream --kernel jit --n 4000 --steps 10000
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def peak_rss_mb():
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(self_kb, child_kb) / 1024.
+
+
+def versions():
+    from importlib import metadata
+    out = {'python': platform.python_version()}
+    for dist in ('brainpy', 'jax', 'jaxlib', 'numpy', 'brainevent', 'brainpylib', 'taichi',
+                 'numba', 'brainpy-halfproj'):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--impl', choices=['upstream', 'plugin'], default='upstream')
+    ap.add_argument('--kernel', choices=['jit', 'csr'], default='jit')
+    ap.add_argument('--model', choices=['einet', 'multipop'], default='einet')
+    ap.add_argument('--n', type=int, default=4000, help='neurons (einet) or per group (multipop)')
+    ap.add_argument('--groups', type=int, default=8, help='multipop: number of populations')
+    ap.add_argument('--unmerged', action='store_true', help='multipop: HalfProjAlignPost')
+    ap.add_argument('--steps', type=int, default=10000, help='steps of dt=0.1 ms per call')
+    ap.add_argument('--seed', type=int, default=42)
+    args = ap.parse_args(argv)
+
+    t_import = time.perf_counter()
+    sys.path.insert(0, HERE)
+    import numpy as np
+    import brainpy as bp
+    import brainpy.math as bm
+    import workloads
+    if args.impl == 'plugin':
+        import brainpy_halfproj
+        dyn = brainpy_halfproj.dyn
+    else:
+        dyn = bp.dyn
+    import_s = time.perf_counter() - t_import
+
+    bm.set_dt(0.1)
+    t0 = time.perf_counter()
+    if args.model == 'einet':
+        model = workloads.make_einet(dyn, n=args.n, kernel=args.kernel, seed=args.seed)
+        n_total = args.n
+    else:
+        model = workloads.make_multipop(dyn, n_groups=args.groups, n_pop=args.n,
+                                        merged=not args.unmerged, kernel=args.kernel,
+                                        seed=args.seed)
+        n_total = args.n * args.groups
+    build_s = time.perf_counter() - t0
+    syn_state, total_state = workloads.state_sizes(model)
+
+    def body(i):
+        return bm.sum(model.step_run(i, workloads.I_EXT))
+
+    @bm.jit
+    def run(indices):
+        return bm.for_loop(body, indices)
+
+    indices = np.arange(args.steps)
+    t0 = time.perf_counter()
+    jax_block(run(indices))
+    first_s = time.perf_counter() - t0
+    load1 = os.getloadavg()[0]
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    counts = np.asarray(jax_block(run(indices + args.steps)))
+    run_s = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+    bio_s = args.steps * 0.1e-3
+    result = dict(
+        impl=args.impl, kernel=args.kernel, model=args.model, n=n_total, steps=args.steps,
+        groups=args.groups if args.model == 'multipop' else None,
+        merged=(not args.unmerged) if args.model == 'multipop' else None,
+        import_s=import_s, build_s=build_s, first_call_s=first_s,
+        compile_s=max(first_s - run_s, 0.), run_s=run_s, s_per_bio_s=run_s / bio_s,
+        us_per_step=run_s / args.steps * 1e6, run_cpu_s=cpu_s, loadavg_before_run=load1,
+        rate_hz=float(counts.sum()) / n_total / bio_s,
+        syn_state_elems=syn_state, state_elems=total_state,
+        peak_rss_mb=peak_rss_mb(), versions=versions(),
+        env={k: os.environ[k] for k in sorted(os.environ)
+             if k.startswith(('XLA_', 'TI_', 'OMP_', 'JAX_', 'NUMBA_', 'OPENBLAS_', 'MKL_'))},
+        kind=platform.machine(),
+    )
+    print('RESULT ' + json.dumps(result), flush=True)
+
+
+def jax_block(x):
+    import jax
+    return jax.block_until_ready(x)
+
+
+if __name__ == '__main__':
+    main()
