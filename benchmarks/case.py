@@ -55,8 +55,10 @@ def main(argv=None):
     if args.impl == 'plugin':
         import brainpy_halfproj
         dyn = brainpy_halfproj.dyn
+        plugin_file = brainpy_halfproj.__file__
     else:
         dyn = bp.dyn
+        plugin_file = None
     import_s = time.perf_counter() - t_import
 
     bm.set_dt(0.1)
@@ -101,7 +103,7 @@ def main(argv=None):
         us_per_step=run_s / args.steps * 1e6, run_cpu_s=cpu_s, loadavg_before_run=load1,
         rate_hz=float(counts.sum()) / n_total / bio_s,
         syn_state_elems=syn_state, state_elems=total_state,
-        peak_rss_mb=peak_rss_mb(), versions=versions(),
+        peak_rss_mb=peak_rss_mb(), versions=versions(), plugin_file=plugin_file,
         env={k: os.environ[k] for k in sorted(os.environ)
              if k.startswith(('XLA_', 'TI_', 'OMP_', 'JAX_', 'NUMBA_', 'OPENBLAS_', 'MKL_'))},
         kind=platform.machine(),
