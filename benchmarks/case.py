@@ -44,7 +44,12 @@ def main(argv=None):
     ap.add_argument('--unmerged', action='store_true', help='multipop: HalfProjAlignPost')
     ap.add_argument('--steps', type=int, default=10000, help='steps of dt=0.1 ms per call')
     ap.add_argument('--seed', type=int, default=42)
+    ap.add_argument('--pin-self', action='store_true',
+                    help='os.sched_setaffinity to one core before importing anything '
+                         '(what a script can do in place of taskset)')
     args = ap.parse_args(argv)
+    if args.pin_self:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
     t_import = time.perf_counter()
     sys.path.insert(0, HERE)
@@ -95,7 +100,7 @@ def main(argv=None):
 
     bio_s = args.steps * 0.1e-3
     result = dict(
-        impl=args.impl, kernel=args.kernel, model=args.model, n=n_total, steps=args.steps,
+        impl=args.impl, kernel=args.kernel, pin_self=args.pin_self, model=args.model, n=n_total, steps=args.steps,
         groups=args.groups if args.model == 'multipop' else None,
         merged=(not args.unmerged) if args.model == 'multipop' else None,
         import_s=import_s, build_s=build_s, first_call_s=first_s,

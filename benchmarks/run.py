@@ -94,6 +94,7 @@ def sec_threads(cfg):
     recs = []
     variants = [('unpinned', False, {}),
                 ('taskset -c 0', True, {}),
+                ('os.sched_setaffinity in-process', False, {'--pin-self': ''}),
                 ('TI_CPU_MAX_NUM_THREADS=1', False, {'TI_CPU_MAX_NUM_THREADS': '1'}),
                 ('XLA single thread', False,
                  {'XLA_FLAGS': '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'})]
@@ -101,10 +102,12 @@ def sec_threads(cfg):
         for rep in range(cfg.reps):
             for kernel in ('jit', 'csr'):
                 for vname, pinned, env in variants:
-                    if kernel == 'csr' and env:
+                    if kernel == 'csr' and vname not in ('unpinned', 'taskset -c 0'):
                         continue
+                    flags = [k for k in env if k.startswith('--')]
+                    env = {k: v for k, v in env.items() if not k.startswith('--')}
                     r = run_case(python, 'case.py', ['--kernel', kernel, '--n', cfg.n,
-                                                     '--steps', cfg.steps],
+                                                     '--steps', cfg.steps] + flags,
                                  pinned=pinned, locked=cfg.locked, env=env)
                     r.update(line=label, variant=vname, rep=rep)
                     log(f'threads {label} {kernel} {vname}: {brief(r)}')
@@ -248,9 +251,9 @@ def main(argv=None):
         peers=dict(DEFAULT_PEERS, **dict(x.split('=', 1) for x in args.peer)),
         pairs=args.pairs, reps=args.reps, impls=args.impls.split(','),
         n=4000, steps=10000, steps_large=1000, groups=8, n_pop=500,
-        pin_modes=(False, True), pin_25=True, locked=True, case_timeout=1800,
+        pin_modes=(False, True), pin_25=True, locked=True, case_timeout=900,
         scaling_n=[int(x) for x in args.scaling_n.split(',')],
-        peer_max_n={'nest': 400000, 'annarchy': 400000, 'brian2': 1600000},
+        peer_max_n={'nest': 40000, 'annarchy': 400000, 'brian2': 1600000},
     )
     if args.smoke:
         cfg.pairs, cfg.reps, cfg.n, cfg.steps, cfg.steps_large = 1, 1, 200, 50, 50
