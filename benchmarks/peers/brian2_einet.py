@@ -73,10 +73,14 @@ def main(argv=None):
         res['compile_s'] = compile_s
         res['first_call_s'] = compile_s + (b2.device.timers['run_binary'] or 0.)
         # second run of the same compiled binary, as a child we wait for ourselves
-        res['loadavg_before_run'] = c.loadavg()
         binary = os.path.join(workdir, 'main')
-        proc = subprocess.Popen([binary], cwd=workdir, stdout=subprocess.DEVNULL)
-        _, status, ru = os.wait4(proc.pid, 0)
+
+        def second_run():
+            proc = subprocess.Popen([binary], cwd=workdir, stdout=subprocess.DEVNULL)
+            return os.wait4(proc.pid, 0)
+
+        (_, status, ru), fields = c.timed(second_run)
+        res.update(fields)
         if status != 0:
             raise RuntimeError(f'second run of {binary} failed with status {status}')
         with open(os.path.join(workdir, 'results', 'last_run_info.txt')) as f:
@@ -91,10 +95,9 @@ def main(argv=None):
         net.run(duration, report=None)
         res['first_call_s'] = time.perf_counter() - t0
         first_spikes = int(mon.num_spikes)
-        res['loadavg_before_run'] = c.loadavg()
-        t0 = time.perf_counter()
-        net.run(duration, report=None)
-        res['run_s'] = time.perf_counter() - t0
+        _, fields = c.timed(lambda: net.run(duration, report=None))
+        res.update(fields)
+        res['run_s'] = fields['timed_wall_s']
         res['compile_s'] = max(res['first_call_s'] - res['run_s'], 0.)
         res['spikes'] = int(mon.num_spikes) - first_spikes
     shutil.rmtree(workdir, ignore_errors=True)
