@@ -284,7 +284,7 @@ def sec_scaling(doc):
     return ('## Scaling with N (80 inputs per neuron)\n\n'
             'E/I network grown with `prob = 0.02 * 4000 / N`, in the style of Fig. 8A of the '
             'BrainPy paper (eLife 2023). brainpy rows use the plugin with JIT connectivity. '
-            'Large N runs fewer steps per call (column `steps`); time is per biological '
+            'N above 4000 runs 1000 steps per call (column `steps`); time is per biological '
             'second either way. One run per point.\n\n'
             + table(['who', 'config', 'N', 'steps', 'build s', 'compile s', 's / bio-s',
                      'peak RSS MB', 'rate Hz'], rows) + errors(recs))

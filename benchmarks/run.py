@@ -96,6 +96,7 @@ def sec_threads(cfg):
                 ('taskset -c 0', True, {}),
                 ('os.sched_setaffinity in-process', False, {'--pin-self': ''}),
                 ('TI_CPU_MAX_NUM_THREADS=1', False, {'TI_CPU_MAX_NUM_THREADS': '1'}),
+                ('OMP_NUM_THREADS=1', False, {'OMP_NUM_THREADS': '1'}),
                 ('XLA single thread', False,
                  {'XLA_FLAGS': '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'})]
     for label, python in cfg.lines.items():
@@ -196,7 +197,7 @@ def sec_scaling(cfg):
     """Scaling with N at 80 inputs per neuron: our lines (JIT kernel) and the peers."""
     recs = []
     for n in cfg.scaling_n:
-        steps = cfg.steps if n <= 40000 else cfg.steps_large
+        steps = cfg.steps if n <= 4000 else cfg.steps_large
         for label, python in cfg.lines.items():
             pinned = label.startswith('2.5') and cfg.pin_25
             r = run_case(python, 'case.py', ['--impl', cfg.impls[-1], '--kernel', 'jit',
