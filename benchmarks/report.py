@@ -213,13 +213,37 @@ def sec_kernels(doc):
             + table(['line', 'kernel', 'impl', 'cores'] + CASE_HEAD, rows) + errors(doc['records']))
 
 
+THREADS_NOTE = """\
+What the code says (brainpy 2.5.0.post20240308, brainpylib 0.3.1, taichi 1.7.0):
+
+- On 2.5 the event kernels are taichi kernels compiled ahead of time and launched through
+  the taichi C API (`brainpylib/libtaichi_c_api.so`) from an XLA custom call. That runtime
+  runs a kernel's outermost loop on its own CPU thread pool.
+- The CSR event kernels used here (`brainpy/_src/math/event/csr_matvec.py`, transposed
+  homogeneous case) start with `ti.loop_config(serialize=True)`: one thread. The JIT
+  connectivity kernel behind `EventJitFPHomoLinear` (`atomic=True`, so
+  `outdim_parallel=False`; `brainpy/_src/math/jitconn/event_matvec.py`) has no such line:
+  its loop over the ~3200/800 presynaptic neurons is split over the pool and writes the
+  outputs with atomic adds. It runs twice per step with only a handful of spiking neurons,
+  so each call is mostly a hand-off to the pool's threads and back.
+- `TI_CPU_MAX_NUM_THREADS` is read by taichi's Python package (`ti.init`), not by the C
+  API library that brainpylib ships (the string does not occur in it), so it cannot change
+  this pool.
+
+So the JIT path pays a cross-core hand-off on every kernel call when the process may use
+both cores; restricted to one core (`taskset -c 0`, or `os.sched_setaffinity` inside the
+script before brainpy is imported) the same threads hand off on one core and the cost goes.
+The table measures each setting.
+"""
+
+
 def sec_threads(doc):
     rows = case_rows(doc['records'], [line_of, lambda r: r['kernel'], lambda r: r['variant']],
                      extra=[lambda rs: f(med(r['run_cpu_s'] / r['run_s'] for r in rs), '{:.2f}')])
     return ('## Threads and pinning (the 2.5-line slowness on 2 cores)\n\n'
             'Upstream seed network; each variant in a fresh process. `CPU/wall` is process '
             'CPU time over wall time during the timed call (above 1 = more than one busy '
-            'thread).\n\n' + OTHERS_NOTE
+            'thread).\n\n' + THREADS_NOTE + '\n' + OTHERS_NOTE
             + table(['line', 'kernel', 'setting'] + CASE_HEAD + ['CPU/wall'], rows)
             + errors(doc['records']))
 

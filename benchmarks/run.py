@@ -228,7 +228,8 @@ def brief(r):
     if 'error' in r:
         return 'ERROR ' + r['error'][-300:]
     return (f"{r['us_per_step']:.1f} us/step, first call {r['first_call_s']:.2f} s, "
-            f"rate {r['rate_hz']:.1f} Hz, rss {r['peak_rss_mb']:.0f} MB")
+            f"rate {r['rate_hz']:.1f} Hz, rss {r['peak_rss_mb']:.0f} MB, "
+            f"others {r.get('others_cores_during') or 0:.2f} cores")
 
 
 # ---------------------------------------------------------------- main
