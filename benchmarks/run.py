@@ -91,7 +91,7 @@ def log(msg):
 
 def sec_threads(cfg):
     """2.5-line thread study: unpinned vs one core, and the settings tried."""
-    recs = []
+    recs = cfg.records()
     variants = [('unpinned', False, {}),
                 ('taskset -c 0', True, {}),
                 ('os.sched_setaffinity in-process', False, {'--pin-self': ''}),
@@ -118,7 +118,7 @@ def sec_threads(cfg):
 
 def sec_overhead(cfg):
     """(a) plugin vs upstream, paired and alternating, on each line and pinning mode."""
-    recs = []
+    recs = cfg.records()
     for label, python in cfg.lines.items():
         for pinned in cfg.pin_modes:
             for pair in range(cfg.pairs):
@@ -135,7 +135,7 @@ def sec_overhead(cfg):
 
 def sec_kernels(cfg):
     """(b) JIT connectivity vs CSR on each line, pinned and unpinned."""
-    recs = []
+    recs = cfg.records()
     for label, python in cfg.lines.items():
         for rep in range(cfg.reps):
             for kernel in ('jit', 'csr'):
@@ -152,7 +152,7 @@ def sec_kernels(cfg):
 
 def sec_merging(cfg):
     """Multi-population network: merged (Mg) vs unmerged projections."""
-    recs = []
+    recs = cfg.records()
     for label, python in cfg.lines.items():
         pinned = label.startswith('2.5') and cfg.pin_25
         for rep in range(cfg.reps):
@@ -177,7 +177,7 @@ PEER_CASES = [
 
 def sec_peers(cfg):
     """(c) peers with the equivalent model, at the seed size."""
-    recs = []
+    recs = cfg.records()
     for rep in range(cfg.reps):
         for peer, script, extra in PEER_CASES:
             python = cfg.peers.get(peer)
@@ -195,7 +195,7 @@ def sec_peers(cfg):
 
 def sec_scaling(cfg):
     """Scaling with N at 80 inputs per neuron: our lines (JIT kernel) and the peers."""
-    recs = []
+    recs = cfg.records()
     for n in cfg.scaling_n:
         steps = cfg.steps if n <= 4000 else cfg.steps_large
         for label, python in cfg.lines.items():
@@ -224,6 +224,28 @@ def sec_scaling(cfg):
     return recs
 
 
+class SavedRecords(list):
+    """A list of case records that rewrites its section's JSON file on every append,
+    so a long section that is stopped keeps what it measured."""
+
+    def __init__(self, path, doc, prior=()):
+        super().__init__()
+        self.path, self.doc, self.prior = path, doc, list(prior)
+
+    def append(self, rec):
+        super().append(rec)
+        self.save()
+
+    def save(self):
+        doc = dict(self.doc, records=self.prior + list(self),
+                   seconds=time.perf_counter() - self.doc['_t0'])
+        doc.pop('_t0')
+        tmp = self.path + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(doc, f, indent=1, default=str)
+        os.replace(tmp, self.path)
+
+
 def brief(r):
     if 'error' in r:
         return 'ERROR ' + r['error'][-300:]
@@ -239,6 +261,8 @@ def main(argv=None):
     ap.add_argument('--smoke', action='store_true', help='tiny N and few steps, no lock (CI)')
     ap.add_argument('--only', default=','.join(SECTIONS), help='comma-separated sections')
     ap.add_argument('--report-only', action='store_true')
+    ap.add_argument('--append', action='store_true',
+                    help="keep the section's earlier records and add the new ones")
     ap.add_argument('--out', default=ROOT, help='where BENCHMARKS.md and results/ go')
     ap.add_argument('--line', action='append', default=[], metavar='LABEL=PYTHON')
     ap.add_argument('--peer', action='append', default=[], metavar='NAME=PYTHON')
@@ -270,13 +294,15 @@ def main(argv=None):
             if name not in SECTIONS:
                 ap.error(f'unknown section {name!r}; choose from {", ".join(SECTIONS)}')
             log(f'section {name}')
-            t0 = time.perf_counter()
-            recs = globals()['sec_' + name](cfg)
-            doc = dict(section=name, smoke=args.smoke, machine=machine_info(),
-                       seconds=time.perf_counter() - t0, records=recs,
-                       config={k: v for k, v in vars(cfg).items()})
-            with open(os.path.join(results_dir, name + '.json'), 'w') as f:
-                json.dump(doc, f, indent=1, default=str)
+            path = os.path.join(results_dir, name + '.json')
+            prior = []
+            if args.append and os.path.exists(path):
+                with open(path) as f:
+                    prior = json.load(f)['records']
+            doc = dict(section=name, smoke=args.smoke, machine=machine_info(), _t0=time.perf_counter(),
+                       config={k: v for k, v in vars(cfg).items() if k != 'records'})
+            cfg.records = lambda: SavedRecords(path, doc, prior)
+            globals()['sec_' + name](cfg).save()
 
     sys.path.insert(0, HERE)
     import report
