@@ -95,8 +95,10 @@ def comm_sizes(comm: Any) -> tuple[Optional[int], Optional[int]]:
     """``(num_in, num_out)`` of a comm layer, ``None`` where the layer does not say."""
     n_in, n_out = getattr(comm, "num_in", None), getattr(comm, "num_out", None)
     conn = getattr(comm, "conn", None)
-    if n_in is None and conn is not None and not getattr(comm, "transpose", False):
+    if n_in is None and conn is not None:  # CSR layers: transpose=True (the default) maps pre -> post
         n_in, n_out = getattr(conn, "pre_num", None), getattr(conn, "post_num", None)
+        if not getattr(comm, "transpose", True):
+            n_in, n_out = n_out, n_in
     as_int = lambda n: int(n) if isinstance(n, int) else None  # noqa: E731
     return as_int(n_in), as_int(n_out)
 

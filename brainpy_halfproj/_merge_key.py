@@ -281,8 +281,11 @@ def merge_key(post: Any, syn: Any, out: Any, out_label: str | None = None, mode:
     >>> import brainpy as bp
     >>> from brainpy_halfproj import merge_key
     >>> post = bp.dyn.LifRef(4)
-    >>> print(merge_key(post, bp.dyn.Expon.desc(4, tau=5.), bp.dyn.CUBA.desc(), out_label='E'))
-    Expon(size=4, keep_size=False, sharding=None, method='exp_auto', name=None, mode=None, tau=5.0) -> CUBA(sharding=None, name=None, scaling=None), out_label='E'
+    >>> key = merge_key(post, bp.dyn.Expon.desc(4, tau=5.), bp.dyn.CUBA.desc(), out_label='E')
+    >>> key.syn.cls.__name__, dict(key.syn.arguments)['tau'], key.out_label
+    ('Expon', 5.0, 'E')
+    >>> key == merge_key(post, bp.dyn.Expon.desc(4, tau=5.), bp.dyn.CUBA.desc(), out_label='I')
+    False
     """
     effective_mode = bm.get_mode() if mode is None else mode
     return MergeKey(

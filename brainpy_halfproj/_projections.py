@@ -63,6 +63,13 @@ class _AlignPostProjection(bp.Projection):
         _checks.spikes(self, x, self._n_in)
         return self.comm(x)
 
+    def _project(self, x: Any) -> tuple[Any, Any]:
+        """Unmerged step: ``comm`` current, then the synapse integrates it -> ``(current, g)``."""
+        current = self._comm_current(x)
+        g = self.syn(current)
+        self.refs["out"].bind_cond(g)
+        return current, g
+
 
 class _MergingProjection(_AlignPostProjection):
     """Merging variants: ``syn`` and ``out`` are descriptors built once per merge group."""
@@ -87,6 +94,12 @@ class _MergingProjection(_AlignPostProjection):
         self.merge_group = join(self, post, key, build, out_label, reason,
                                 check=lambda s, o: self._check_syn_size(s, post))
         self.refs: dict = dict(post=post, syn=self.merge_group.syn, out=self.merge_group.out)
+
+    def _add_to_shared(self, x: Any) -> Any:
+        """Merged step: add the ``comm`` current to the shared synapse; the post integrates it."""
+        current = self._comm_current(x)
+        self.refs["syn"].add_current(current)
+        return current
 
     syn = property(lambda self: self.refs["syn"], doc="The shared synapse instance.")
     out = property(lambda self: self.refs["out"], doc="The shared output instance.")
@@ -156,9 +169,7 @@ class HalfProjAlignPostMg(_MergingProjection):
         self.refs["comm"] = comm
 
     def update(self, x):
-        current = self._comm_current(x)
-        self.refs["syn"].add_current(current)
-        return current
+        return self._add_to_shared(x)
 
 
 class FullProjAlignPostMg(_MergingProjection):
@@ -210,10 +221,7 @@ class FullProjAlignPostMg(_MergingProjection):
         self.refs.update(pre=pre, comm=comm, delay=delay_cls)
 
     def update(self):
-        x = self.refs["delay"].at(self.name)
-        current = self.comm(x)
-        self.refs["syn"].add_current(current)
-        return current
+        return self._add_to_shared(self.refs["delay"].at(self.name))
 
     delay = property(lambda self: self.refs["delay"], doc="The delay shared by projections from ``pre``.")
     pre = property(lambda self: self.refs["pre"], doc="The presynaptic group.")
@@ -269,9 +277,7 @@ class HalfProjAlignPost(_AlignPostProjection):
         self.refs: dict = dict(post=post, syn=syn, out=out, comm=comm)
 
     def update(self, x):
-        current = self._comm_current(x)
-        g = self.syn(current)
-        self.refs["out"].bind_cond(g)
+        current, _ = self._project(x)
         return current
 
     post = property(lambda self: self.refs["post"], doc="The post-synaptic group.")
@@ -321,9 +327,7 @@ class FullProjAlignPost(_AlignPostProjection):
         self.refs: dict = dict(pre=pre, post=post, out=out, delay=delay_cls, comm=comm, syn=syn)
 
     def update(self):
-        x = self.refs["delay"].at(self.name)
-        g = self.syn(self.comm(x))
-        self.refs["out"].bind_cond(g)
+        _, g = self._project(self.refs["delay"].at(self.name))
         return g
 
     delay = property(lambda self: self.refs["delay"], doc="The delay shared by projections from ``pre``.")

@@ -83,7 +83,11 @@ class MergeGroup(bp.DynamicalSystem):
 
     @property
     def projections(self) -> list:
-        """The projections that share this group, in construction order."""
+        """The live projections that share this group, in construction order.
+
+        Members are held by weak reference: the model owns its projections, the group
+        only lists them.
+        """
         return [p for p in (ref() for ref in self._members) if p is not None]
 
     @property

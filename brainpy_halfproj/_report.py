@@ -149,9 +149,8 @@ def merge_report(model_or_post: bp.DynamicalSystem) -> MergeReport:
     >>> import brainpy as bp
     >>> import brainpy_halfproj as bhp
     >>> post = bp.dyn.LifRef(100)
-    >>> for n_pre in (10, 20, 30):
-    ...     _ = bhp.HalfProjAlignPostMg(bp.dnn.Linear(n_pre, 100), bp.dyn.Expon.desc(100, tau=5.),
-    ...                                 bp.dyn.CUBA.desc(), post)
+    >>> projs = [bhp.HalfProjAlignPostMg(bp.dnn.Linear(n_pre, 100), bp.dyn.Expon.desc(100, tau=5.),
+    ...                                  bp.dyn.CUBA.desc(), post) for n_pre in (10, 20, 30)]
     >>> report = bhp.merge_report(post)
     >>> len(report.groups), report.saved_elements
     (1, 200)

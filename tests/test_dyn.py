@@ -1,0 +1,48 @@
+"""``brainpy_halfproj.dyn`` is a drop-in for ``bp.dyn``."""
+import brainpy as bp
+import pytest
+
+import brainpy_halfproj as bhp
+from brainpy_halfproj import _compat
+
+OURS = {
+    "HalfProjAlignPostMg": bhp.HalfProjAlignPostMg,
+    "FullProjAlignPostMg": bhp.FullProjAlignPostMg,
+    "HalfProjAlignPost": bhp.HalfProjAlignPost,
+    "FullProjAlignPost": bhp.FullProjAlignPost,
+    "ProjAlignPostMg1": bhp.HalfProjAlignPostMg,
+    "ProjAlignPostMg2": bhp.FullProjAlignPostMg,
+    "ProjAlignPost1": bhp.HalfProjAlignPost,
+    "ProjAlignPost2": bhp.FullProjAlignPost,
+}
+
+
+@pytest.mark.parametrize("name", _compat.upstream_dyn_names())
+def test_every_upstream_name_resolves_to_the_same_object(name):
+    expected = OURS.get(name, getattr(bp.dyn, name))
+    assert getattr(bhp.dyn, name) is expected
+
+
+@pytest.mark.parametrize("alias, target", sorted(_compat.LEGACY_ALIASES.items()))
+def test_legacy_aliases_are_ours(alias, target):
+    assert getattr(bhp.dyn, alias) is OURS[target]
+    assert getattr(bp.dyn, alias).__name__ == target  # upstream still serves them (via __getattr__ on 2.5)
+
+
+def test_star_import_and_dir_offer_every_name():
+    namespace = {}
+    exec("from brainpy_halfproj.dyn import *", namespace)
+    for name in [*_compat.upstream_dyn_names(), *OURS]:
+        assert name in namespace and name in dir(bhp.dyn)
+    assert namespace["LifRef"] is bp.dyn.LifRef and namespace["ProjAlignPostMg1"] is bhp.HalfProjAlignPostMg
+
+
+def test_unknown_name_raises_attribute_error():
+    with pytest.raises(AttributeError, match=r"module 'brainpy_halfproj.dyn' has no attribute 'NoSuchNeuron' "
+                                             r"\(nor has brainpy.dyn\)"):
+        bhp.dyn.NoSuchNeuron
+
+
+def test_importing_leaves_brainpy_dyn_classes_upstream():
+    assert bp.dyn.HalfProjAlignPostMg is not bhp.dyn.HalfProjAlignPostMg
+    assert issubclass(bhp.HalfProjAlignPostMg, bp.Projection)
