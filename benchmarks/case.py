@@ -59,7 +59,7 @@ def versions():
     from importlib import metadata
     out = {'python': platform.python_version()}
     for dist in ('brainpy', 'jax', 'jaxlib', 'numpy', 'brainevent', 'brainpylib', 'taichi',
-                 'numba', 'brainpy-halfproj'):
+                 'numba'):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

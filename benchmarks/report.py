@@ -100,6 +100,7 @@ def sec_machine(docs):
     for d in docs.values():
         for r in ok(d['records']):
             v = r.get('versions')
+            v = {a: b for a, b in (v or {}).items() if a != 'brainpy-halfproj'}
             if v and 'brainpy' in v:
                 vers[v['brainpy']] = v
             elif v:
@@ -108,6 +109,7 @@ def sec_machine(docs):
              f"- CPU: {m['cpu']} ({m['cores']} cores), {f(m['mem_gib'], '{:.0f}')} GiB RAM, "
              f"{m['os']}; shared with other developers' jobs (timed runs hold "
              f"`flock /tmp/halfproj-cpu.lock`, but not every job on the machine does: see the "
+             f"
              f"`load` columns).",
              f"- Code: commit `{m.get('commit', '?')}` of this repository (plugin imported from "
              f"the working tree via PYTHONPATH).",
