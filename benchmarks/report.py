@@ -109,8 +109,7 @@ def sec_machine(docs):
              f"- CPU: {m['cpu']} ({m['cores']} cores), {f(m['mem_gib'], '{:.0f}')} GiB RAM, "
              f"{m['os']}; shared with other developers' jobs (timed runs hold "
              f"`flock /tmp/halfproj-cpu.lock`, but not every job on the machine does: see the "
-             f"
-             f"`load` columns).",
+             f"`others (cores)` columns).",
              f"- Code: commit `{m.get('commit', '?')}` of this repository (plugin imported from "
              f"the working tree via PYTHONPATH).",
              f"- Generated from results dated: " + ', '.join(
