@@ -38,7 +38,7 @@ def own_cpu_s():
     return r.ru_utime + r.ru_stime
 
 
-def wait_for_quiet(max_wait_s=15., window_s=0.5, threshold=0.25):
+def wait_for_quiet(max_wait_s=10., window_s=0.5, threshold=0.25):
     """Wait (at most ``max_wait_s``) until other processes use under ``threshold`` cores.
 
     Returns the cores used by others in the last window. The lock only keeps out other

@@ -296,8 +296,19 @@ def sec_peers(doc, ours):
     return text + errors(recs)
 
 
-def sec_scaling(doc):
-    recs = doc['records']
+def sec_scaling(doc, docs):
+    recs = list(doc['records'])
+    have = {(r.get('line') or r.get('impl'), r.get('n')) for r in ok(recs)}
+    # the seed size, where the scaling run did not repeat it, from the kernels and peers runs
+    for r in ok(docs.get('kernels', {}).get('records', [])):
+        if (r['impl'] == 'plugin' and r['kernel'] == 'jit' and r['pinned'] == line_of(r).startswith('2.5')
+                and (line_of(r), r['n']) not in have):
+            recs.append(dict(r, from_section='kernels'))
+    for r in ok(docs.get('peers', {}).get('records', [])):
+        if r.get('config', '').startswith('cython'):
+            continue
+        if (r['impl'], r['n']) not in have:
+            recs.append(dict(r, from_section='peers'))
     rows = []
     groups = summary_rows(recs, [lambda r: r.get('line') or r['impl'], lambda r: r.get('config', ''),
                                  lambda r: r['n']])
@@ -310,7 +321,9 @@ def sec_scaling(doc):
             'E/I network grown with `prob = 0.02 * 4000 / N`, in the style of Fig. 8A of the '
             'BrainPy paper (eLife 2023). brainpy rows use the plugin with JIT connectivity. '
             'N above 4000 runs 1000 steps per call (column `steps`); time is per biological '
-            'second either way. One run per point.\n\n'
+            'second either way. One run per point (the first run, where the seed size comes '
+            'from the kernels or peers tables). 2.5 runs pinned to one core (`taskset -c 0`), '
+            '2.8 unpinned.\n\n'
             + table(['who', 'config', 'N', 'steps', 'build s', 'compile s', 's / bio-s',
                      'peak RSS MB', 'rate Hz'], rows) + errors(recs))
 
@@ -346,7 +359,7 @@ def render(results_dir):
     if 'peers' in docs:
         parts.append(sec_peers(docs['peers'], fastest_ours(docs)))
     if 'scaling' in docs:
-        parts.append(sec_scaling(docs['scaling']))
+        parts.append(sec_scaling(docs['scaling'], docs))
     micro = os.path.join(results_dir, 'microcircuit.md')
     if os.path.exists(micro):
         with open(micro) as fh:
