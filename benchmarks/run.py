@@ -156,7 +156,7 @@ def sec_overhead(cfg):
                     r = run_case(python, 'case.py', ['--impl', impl, '--kernel', 'jit',
                                                      '--n', cfg.n, '--steps', cfg.steps],
                                  pinned=pinned, locked=cfg.locked)
-                    r.update(line=label, pair=pair, impl=impl)
+                    r.update(line=label, pair=f'{cfg.run_id}/{pair}', impl=impl)
                     log(f'overhead {label} pinned={pinned} pair {pair} {impl}: {brief(r)}')
                     recs.append(r)
     return recs
@@ -311,6 +311,7 @@ def main(argv=None):
         pin_modes=tuple({'unpinned': False, 'pinned': True}[x] for x in args.pin_modes.split(',')),
         pin_25=True, locked=True, case_timeout=900,
         scaling_n=[int(x) for x in args.scaling_n.split(',')],
+        run_id=time.strftime('%Y%m%dT%H%M%S'),  # keeps pairs of --append runs apart
         peer_max_n={'nest': 40000, 'annarchy': 400000, 'brian2': 1600000},
     )
     if args.smoke:
