@@ -80,7 +80,12 @@ def main(argv=None):
     ap.add_argument('--pin-self', action='store_true',
                     help='os.sched_setaffinity to one core before importing anything '
                          '(what a script can do in place of taskset)')
+    ap.add_argument('--ab', type=int, default=0, metavar='K',
+                    help='einet only: build upstream AND plugin in this process and time K '
+                         'alternating steady-state calls of each (ignores --impl)')
     args = ap.parse_args(argv)
+    if args.ab:
+        return main_ab(args)
     if args.pin_self:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
@@ -149,6 +154,62 @@ def main(argv=None):
         kind=platform.machine(),
     )
     print('RESULT ' + json.dumps(result), flush=True)
+
+
+def main_ab(args):
+    """Upstream and plugin in one process, timed calls alternating: ABAB... (then BABA...).
+
+    Process-to-process variation (memory layout, which core, other jobs starting) cancels
+    out of each adjacent pair, so small overheads show up with fewer runs.
+    """
+    if args.pin_self:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    sys.path.insert(0, HERE)
+    import numpy as np
+    import brainpy as bp
+    import brainpy.math as bm
+    import brainpy_halfproj
+    import workloads
+    bm.set_dt(0.1)
+    runs, out = {}, dict(impl='ab', kernel=args.kernel, model='einet', n=args.n, steps=args.steps,
+                         plugin_file=brainpy_halfproj.__file__, versions=versions())
+    for impl, dyn in (('upstream', bp.dyn), ('plugin', brainpy_halfproj.dyn)):
+        t0 = time.perf_counter()
+        model = workloads.make_einet(dyn, n=args.n, kernel=args.kernel, seed=args.seed)
+        out[f'{impl}_build_s'] = time.perf_counter() - t0
+
+        def body(i, model=model):
+            return bm.sum(model.step_run(i, workloads.I_EXT))
+
+        run = bm.jit(lambda xs, body=body: bm.for_loop(body, xs))
+        t0 = time.perf_counter()
+        jax_block(run(np.arange(args.steps)))
+        out[f'{impl}_first_call_s'] = time.perf_counter() - t0
+        runs[impl] = run
+    times = {'upstream': [], 'plugin': []}
+    spikes = {'upstream': 0., 'plugin': 0.}
+    others = []
+    for k in range(args.ab):
+        order = ('upstream', 'plugin') if k % 2 == 0 else ('plugin', 'upstream')
+        for impl in order:
+            o = wait_for_quiet(max_wait_s=3.)
+            idx = np.arange(args.steps) + (k + 1) * args.steps
+            b0, c0, t0 = cpu_busy_s(), own_cpu_s(), time.perf_counter()
+            counts = np.asarray(jax_block(runs[impl](idx)))
+            dt = time.perf_counter() - t0
+            if b0 is not None:
+                others.append(((cpu_busy_s() - b0) - (own_cpu_s() - c0)) / dt)
+            times[impl].append(dt)
+            spikes[impl] += float(counts.sum())
+    bio_s = args.steps * 0.1e-3 * args.ab
+    ratios = [p / u for p, u in zip(times['plugin'], times['upstream'])]
+    out.update(upstream_run_s=times['upstream'], plugin_run_s=times['plugin'], ratios=ratios,
+               median_ratio=float(np.median(ratios)),
+               upstream_rate_hz=spikes['upstream'] / args.n / bio_s,
+               plugin_rate_hz=spikes['plugin'] / args.n / bio_s,
+               others_cores_during=float(np.median(others)) if others else None,
+               peak_rss_mb=peak_rss_mb(), pin_self=args.pin_self)
+    print('RESULT ' + json.dumps(out), flush=True)
 
 
 def jax_block(x):

@@ -26,7 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LOCK = '/tmp/halfproj-cpu.lock'
-SECTIONS = ('threads', 'overhead', 'kernels', 'merging', 'peers', 'scaling')
+SECTIONS = ('threads', 'overhead', 'overhead_ab', 'kernels', 'merging', 'peers', 'scaling')
 DEFAULT_PEERS = {'brian2': '/tmp/vbrian/bin/python', 'nest': '/tmp/vnest/bin/python',
                  'annarchy': '/tmp/vann/bin/python'}
 
@@ -159,6 +159,23 @@ def sec_overhead(cfg):
                     r.update(line=label, pair=f'{cfg.run_id}/{pair}', impl=impl)
                     log(f'overhead {label} pinned={pinned} pair {pair} {impl}: {brief(r)}')
                     recs.append(r)
+    return recs
+
+
+def sec_overhead_ab(cfg):
+    """(a) again, both in one process: timed calls alternate upstream/plugin."""
+    recs = cfg.records()
+    for label, python in cfg.lines.items():
+        for pinned in cfg.pin_modes:
+            for rep in range(cfg.reps):
+                r = run_case(python, 'case.py', ['--ab', cfg.ab_calls, '--kernel', 'jit',
+                                                 '--n', cfg.n, '--steps', cfg.steps],
+                             pinned=pinned, locked=cfg.locked)
+                r.update(line=label, rep=rep)
+                log(f"overhead_ab {label} pinned={pinned}: " + (
+                    r['error'][-300:] if 'error' in r else
+                    f"median ratio {r['median_ratio']:.3f}, others {r['others_cores_during']}"))
+                recs.append(r)
     return recs
 
 
@@ -307,7 +324,7 @@ def main(argv=None):
         lines=dict(x.split('=', 1) for x in args.line) or {'default': sys.executable},
         peers=dict(DEFAULT_PEERS, **dict(x.split('=', 1) for x in args.peer)),
         pairs=args.pairs, reps=args.reps, impls=args.impls.split(','),
-        n=4000, steps=10000, steps_large=1000, groups=8, n_pop=500,
+        n=4000, steps=10000, steps_large=1000, ab_calls=8, groups=8, n_pop=500,
         pin_modes=tuple({'unpinned': False, 'pinned': True}[x] for x in args.pin_modes.split(',')),
         pin_25=True, locked=True, case_timeout=900,
         scaling_n=[int(x) for x in args.scaling_n.split(',')],
@@ -316,6 +333,7 @@ def main(argv=None):
     )
     if args.smoke:
         cfg.pairs, cfg.reps, cfg.n, cfg.steps, cfg.steps_large = 1, 1, 200, 50, 50
+        cfg.ab_calls = 2
         cfg.n_pop, cfg.groups, cfg.pin_modes, cfg.locked = 50, 4, (False,), False
         cfg.scaling_n, cfg.pin_25 = [200, 400], False
     results_dir = os.path.join(args.out, 'benchmarks', 'results') if args.out == ROOT \
