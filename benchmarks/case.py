@@ -83,7 +83,12 @@ def main(argv=None):
     ap.add_argument('--ab', type=int, default=0, metavar='K',
                     help='einet only: build upstream AND plugin in this process and time K '
                          'alternating steady-state calls of each (ignores --impl)')
+    ap.add_argument('--compare-programs', action='store_true',
+                    help='einet only: trace upstream and plugin, report whether the traced '
+                         'programs (jaxprs) are identical up to variable names; no timing')
     args = ap.parse_args(argv)
+    if args.compare_programs:
+        return main_compare(args)
     if args.ab:
         return main_ab(args)
     if args.pin_self:
@@ -209,6 +214,40 @@ def main_ab(args):
                plugin_rate_hz=spikes['plugin'] / args.n / bio_s,
                others_cores_during=float(np.median(others)) if others else None,
                peak_rss_mb=peak_rss_mb(), pin_self=args.pin_self)
+    print('RESULT ' + json.dumps(out), flush=True)
+
+
+def main_compare(args):
+    """Trace one 10-step loop of each network and compare the jaxprs."""
+    import collections
+    import re
+    sys.path.insert(0, HERE)
+    import jax
+    import numpy as np
+    import brainpy as bp
+    import brainpy.math as bm
+    import brainpy_halfproj
+    import workloads
+    bm.set_dt(0.1)
+    texts, out = {}, dict(impl='compare', kernel=args.kernel, model='einet', n=args.n,
+                          versions=versions(), plugin_file=brainpy_halfproj.__file__)
+    for impl, dyn in (('upstream', bp.dyn), ('plugin', brainpy_halfproj.dyn)):
+        model = workloads.make_einet(dyn, n=args.n, kernel=args.kernel, seed=args.seed)
+        fn = lambda xs, m=model: bm.for_loop(lambda i: bm.sum(m.step_run(i, workloads.I_EXT)), xs)
+        texts[impl] = str(jax.make_jaxpr(fn)(np.arange(10)))
+        out[f'{impl}_jaxpr_lines'] = len(texts[impl].splitlines())
+        out[f'{impl}_state_vars'] = len(model.vars().unique())
+        out[f'{impl}_state_elems'] = workloads.state_sizes(model)[1]
+
+    def prims(t):
+        return collections.Counter(re.findall(r'= ([a-z_][a-z_0-9]*)\b', t))
+
+    def rename(t):  # jaxpr variable names (a, b, ..., ba, bb) -> v
+        return re.sub(r'\b[a-z]{1,3}(?=[:\s)\],])', 'v', t)
+
+    pu, pp = prims(texts['upstream']), prims(texts['plugin'])
+    out['primitive_count_diff'] = {k: pp[k] - pu[k] for k in set(pu) | set(pp) if pp[k] != pu[k]}
+    out['identical'] = rename(texts['upstream']) == rename(texts['plugin'])
     print('RESULT ' + json.dumps(out), flush=True)
 
 

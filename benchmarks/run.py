@@ -26,7 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LOCK = '/tmp/halfproj-cpu.lock'
-SECTIONS = ('threads', 'overhead', 'overhead_ab', 'kernels', 'merging', 'peers', 'scaling')
+SECTIONS = ('programs', 'threads', 'overhead', 'overhead_ab', 'kernels', 'merging', 'peers', 'scaling')
 DEFAULT_PEERS = {'brian2': '/tmp/vbrian/bin/python', 'nest': '/tmp/vnest/bin/python',
                  'annarchy': '/tmp/vann/bin/python'}
 
@@ -159,6 +159,20 @@ def sec_overhead(cfg):
                     r.update(line=label, pair=f'{cfg.run_id}/{pair}', impl=impl)
                     log(f'overhead {label} pinned={pinned} pair {pair} {impl}: {brief(r)}')
                     recs.append(r)
+    return recs
+
+
+def sec_programs(cfg):
+    """(a) by construction: are the traced programs of upstream and plugin the same?"""
+    recs = cfg.records()
+    for label, python in cfg.lines.items():
+        for kernel in ('jit', 'csr'):
+            r = run_case(python, 'case.py', ['--compare-programs', '--kernel', kernel,
+                                             '--n', cfg.n], locked=cfg.locked)
+            r.update(line=label)
+            log(f"programs {label} {kernel}: " + (r['error'][-300:] if 'error' in r
+                                                  else f"identical={r['identical']}"))
+            recs.append(r)
     return recs
 
 
