@@ -251,7 +251,8 @@ def quiet(r):
 OTHERS_NOTE = ('`others (cores)`: median CPU used by *other* processes during the timed call '
                '(from /proc/stat minus our own CPU time). The machine has 2 cores and is '
                'shared; values near 0 mean a clean measurement, values near 1 or above mean '
-               'another job competed for the CPU and the time is inflated.\n\n')
+               'another job competed for the CPU and the time is inflated; `–` means not recorded '
+               '(runs made before the harness measured it, while the machine was busy).\n\n')
 
 
 def sec_kernels(doc):
