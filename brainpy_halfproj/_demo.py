@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from types import ModuleType
@@ -10,6 +11,8 @@ from typing import Optional, Sequence
 import brainpy as bp
 import brainpy.math as bm
 import numpy as np
+
+from ._compat import event_kernel_library
 
 __all__ = ["EINet", "run_einet", "main"]
 
@@ -91,7 +94,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--output", default="einet_raster.png", help="raster plot PNG (default einet_raster.png)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--all-cores", action="store_true",
+                        help="on the brainpy 2.5 line, do not pin the process to one core (see BENCHMARKS.md)")
     args = parser.parse_args(argv)
+    if event_kernel_library() == "brainpylib" and not args.all_cores and hasattr(os, "sched_setaffinity"):
+        # brainpylib's taichi JIT-connectivity kernels hand each call to a thread pool; on a
+        # few cores the cross-core hand-off costs more than the kernel. One core is faster
+        # (BENCHMARKS.md, "Threads and pinning"). Threads started later inherit the mask.
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     if args.size < 10:
         parser.error(f"--size must be at least 10, got {args.size}")
     if args.duration <= 0:
@@ -110,6 +120,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     wall = time.perf_counter() - t0
     rate = spikes.mean() / (bm.get_dt() / 1000.)
     print(f"brainpy {bp.__version__}: {args.size} neurons, {args.duration:g} ms ({n_steps} steps)")
+    if hasattr(os, "sched_getaffinity"):
+        print(f"cores used: {len(os.sched_getaffinity(0))}")
     print(f"mean firing rate: {rate:.2f} Hz")
     print(f"wall time (build + compile + run): {wall:.2f} s")
     print(merge_report(net))

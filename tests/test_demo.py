@@ -25,3 +25,18 @@ def test_demo_rejects_bad_options(args, message, capsys):
     with pytest.raises(SystemExit):
         main(args)
     assert message in capsys.readouterr().err
+
+
+def test_demo_pins_one_core_only_on_the_brainpylib_line(tmp_path):
+    import os
+
+    from brainpy_halfproj._compat import event_kernel_library
+
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("this platform has no CPU affinity API")
+    out = subprocess.run([sys.executable, "-m", "brainpy_halfproj", "--duration", "5", "--size", "100",
+                          "--output", str(tmp_path / "r.png"), "--no-progress"],
+                         capture_output=True, text=True, check=True).stdout
+    available = len(os.sched_getaffinity(0))
+    expected = 1 if event_kernel_library() == "brainpylib" else available
+    assert f"cores used: {expected}\n" in out
