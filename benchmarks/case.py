@@ -248,6 +248,17 @@ def main_compare(args):
     pu, pp = prims(texts['upstream']), prims(texts['plugin'])
     out['primitive_count_diff'] = {k: pp[k] - pu[k] for k in set(pu) | set(pp) if pp[k] != pu[k]}
     out['identical'] = rename(texts['upstream']) == rename(texts['plugin'])
+    import difflib
+    diff = [line for line in difflib.unified_diff(rename(texts['upstream']).splitlines(),
+                                                  rename(texts['plugin']).splitlines(),
+                                                  lineterm='', n=0)
+            if line[:1] in '+-' and not line.startswith(('+++', '---'))]
+    out['differing_lines'] = diff[:12]
+    # differences confined to the signatures of the loop (the order of the state variables
+    # in the scan carry): the same computation with its carried state listed in another order
+    out['same_up_to_state_order'] = all(
+        sorted(re.findall(r'[a-z]+\d*\[[\d,]*\]', a)) == sorted(re.findall(r'[a-z]+\d*\[[\d,]*\]', b))
+        for a, b in zip([x[1:] for x in diff if x[0] == '-'], [x[1:] for x in diff if x[0] == '+']))
     print('RESULT ' + json.dumps(out), flush=True)
 
 
