@@ -152,7 +152,7 @@ def main(argv=None):
         us_per_step=run_s / args.steps * 1e6, run_cpu_s=cpu_s, loadavg_before_run=load1,
         others_cores_before=others_before, others_cores_during=others_during,
         rate_hz=float(counts.sum()) / n_total / bio_s,
-        syn_state_elems=syn_state, state_elems=total_state,
+        syn_state_elems=syn_state, state_elems=total_state, state_counter=2,
         peak_rss_mb=peak_rss_mb(), versions=versions(), plugin_file=plugin_file,
         env={k: os.environ[k] for k in sorted(os.environ)
              if k.startswith(('XLA_', 'TI_', 'OMP_', 'JAX_', 'NUMBA_', 'OPENBLAS_', 'MKL_'))},
