@@ -152,7 +152,7 @@ def main(argv=None):
         us_per_step=run_s / args.steps * 1e6, run_cpu_s=cpu_s, loadavg_before_run=load1,
         others_cores_before=others_before, others_cores_during=others_during,
         rate_hz=float(counts.sum()) / n_total / bio_s,
-        syn_state_elems=syn_state, state_elems=total_state,
+        syn_state_elems=syn_state, state_elems=total_state, state_counter=2,
         peak_rss_mb=peak_rss_mb(), versions=versions(), plugin_file=plugin_file,
         env={k: os.environ[k] for k in sorted(os.environ)
              if k.startswith(('XLA_', 'TI_', 'OMP_', 'JAX_', 'NUMBA_', 'OPENBLAS_', 'MKL_'))},
@@ -248,6 +248,17 @@ def main_compare(args):
     pu, pp = prims(texts['upstream']), prims(texts['plugin'])
     out['primitive_count_diff'] = {k: pp[k] - pu[k] for k in set(pu) | set(pp) if pp[k] != pu[k]}
     out['identical'] = rename(texts['upstream']) == rename(texts['plugin'])
+    import difflib
+    diff = [line for line in difflib.unified_diff(rename(texts['upstream']).splitlines(),
+                                                  rename(texts['plugin']).splitlines(),
+                                                  lineterm='', n=0)
+            if line[:1] in '+-' and not line.startswith(('+++', '---'))]
+    out['differing_lines'] = diff[:12]
+    # differences confined to the signatures of the loop (the order of the state variables
+    # in the scan carry): the same computation with its carried state listed in another order
+    out['same_up_to_state_order'] = all(
+        sorted(re.findall(r'[a-z]+\d*\[[\d,]*\]', a)) == sorted(re.findall(r'[a-z]+\d*\[[\d,]*\]', b))
+        for a, b in zip([x[1:] for x in diff if x[0] == '-'], [x[1:] for x in diff if x[0] == '+']))
     print('RESULT ' + json.dumps(out), flush=True)
 
 

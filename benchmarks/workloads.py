@@ -67,10 +67,14 @@ def make_multipop(dyn=bp.dyn, n_groups=8, n_pop=500, merged=True, kernel='jit', 
     class MultiPop(bp.DynSysGroup):
         def __init__(self):
             super().__init__()
-            self.pops = [dyn.LifRef(n_pop, V_rest=V_REST, V_th=V_TH, V_reset=V_RESET, tau=TAU_M,
-                                    tau_ref=TAU_REF, V_initializer=bp.init.Normal(-55., 2.))
-                         for _ in range(n_groups)]
-            self.projs = []
+            # NodeList, not list: brainpy only finds nodes (and so state, for ``state_sizes``)
+            # in attributes it knows to look into
+            self.pops = bm.NodeList([dyn.LifRef(n_pop, V_rest=V_REST, V_th=V_TH, V_reset=V_RESET,
+                                                tau=TAU_M, tau_ref=TAU_REF,
+                                                V_initializer=bp.init.Normal(-55., 2.))
+                                     for _ in range(n_groups)])
+            self.projs = bm.NodeList()
+            self.pre_of = []
             for j, post in enumerate(self.pops):
                 for i in range(n_groups):
                     exc = i < n_groups - n_inh
@@ -82,11 +86,12 @@ def make_multipop(dyn=bp.dyn, n_groups=8, n_pop=500, merged=True, kernel='jit', 
                     else:
                         proj = dyn.HalfProjAlignPost(comm=comm, syn=dyn.Expon(n_pop, tau=tau),
                                                      out=dyn.COBA(E=e_rev), post=post)
-                    self.projs.append((i, proj))
+                    self.projs.append(proj)
+                    self.pre_of.append(i)
 
         def update(self, inp):
             spikes = [p.spike.value for p in self.pops]  # last step's spikes
-            for i, proj in self.projs:
+            for i, proj in zip(self.pre_of, self.projs):
                 proj(spikes[i])
             for p in self.pops:
                 p(inp)
