@@ -42,7 +42,8 @@ def load(results_dir):
         if fn.endswith('.json'):
             with open(os.path.join(results_dir, fn)) as f:
                 doc = json.load(f)
-            out[doc.get('section', fn[:-5])] = doc
+            if 'records' in doc:  # our sections; others (microcircuit.json) have their own report
+                out[doc.get('section', fn[:-5])] = doc
     return out
 
 
