@@ -10,6 +10,7 @@ are private or moved between lines are resolved here.
 """
 from __future__ import annotations
 
+import math
 import re
 
 import brainpy as bp
@@ -22,6 +23,8 @@ __all__ = [
     "LEGACY_ALIASES",
     "upstream_dyn_names",
     "event_kernel_library",
+    "jit_realised_prob",
+    "jit_nearest_prob",
 ]
 
 
@@ -63,3 +66,31 @@ def event_kernel_library() -> str:
     Returns ``"brainevent"`` on brainpy >= 2.6 and ``"brainpylib"`` on 2.5.
     """
     return "brainevent" if BRAINPY_VERSION >= (2, 6) else "brainpylib"
+
+
+def jit_realised_prob(prob: float) -> float:
+    """Connection probability that this line's JIT-connectivity kernels realise.
+
+    The kernels (``bp.dnn.EventJitFP*Linear``) walk each row in skips drawn
+    uniformly, so only probabilities ``c / k`` for whole ``k`` come out:
+    brainevent (2.6+) draws skips in ``[1, ceil(2/p))``, which realises
+    ``2 / ceil(2/p)``; brainpylib (2.5) in ``[1, 2 ceil(1/p) - 1]``, which
+    realises ``1 / ceil(1/p)``.  Both are exact for ``p = 0.02``; for large
+    ``p`` they fall short (0.466 -> 0.40 on 2.8, 0.333 on 2.5).
+    """
+    c = 2.0 if event_kernel_library() == "brainevent" else 1.0
+    return c / math.ceil(c / prob)
+
+
+def jit_nearest_prob(prob: float) -> tuple[float, float]:
+    """``(kernel_prob, realised)``: what to pass so the realised probability is nearest ``prob``.
+
+    ``realised`` is the attainable ``c / k`` nearest ``prob`` (in ratio), and
+    ``kernel_prob`` a value just above it that the kernel maps to the same
+    ``k``.
+    """
+    c = 2.0 if event_kernel_library() == "brainevent" else 1.0
+    k = c / prob
+    candidates = [kk for kk in {math.floor(k), math.ceil(k)} if kk >= c]
+    best = min(candidates, key=lambda kk: abs(math.log(c / kk / prob)))
+    return c / best * (1.0 + 1e-4), c / best

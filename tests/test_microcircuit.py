@@ -140,7 +140,9 @@ def test_merged_and_unmerged_give_the_same_spikes(merged_run):
         (dict(scale=0.0), ValueError, r"scale must be in \(0, 1\], got 0.0"),
         (dict(scale="big"), TypeError, "scale must be a number, got str"),
         (dict(scale=0.1, background="noise"), ValueError, "background must be 'poisson' or 'dc', got 'noise'"),
-        (dict(scale=0.1, connectivity="fixed"), ValueError, "connectivity must be 'matched' or 'table'"),
+        (dict(scale=0.1, connectivity="fixed"), ValueError,
+         "connectivity must be 'multapse', 'matched' or 'table', got 'fixed'"),
+        (dict(scale=0.1, delays="uniform"), ValueError, "delays must be 'normal' or 'fixed', got 'uniform'"),
     ],
 )
 def test_bad_arguments(kwargs, exc, match):
@@ -158,3 +160,97 @@ def test_simulate_rejects_unknown_record_mode():
     net = microcircuit(SCALE, background="dc", seed=0, dyn=_dyn())
     with pytest.raises(ValueError, match="record must be True, False or 'counts', got 'raster'"):
         simulate(net, 1.0, record="raster")
+
+
+@pytest.mark.parametrize("kind", ["normal", "fixed"])
+def test_delay_steps(kind):
+    net = microcircuit(SCALE, seed=0, delays=kind, dyn=_dyn())
+    steps = net.params["delay_steps"]
+    for p in POPULATIONS:
+        mean = 15.0 if p.endswith("E") else 7.5
+        if kind == "fixed":
+            assert steps[p] == (15 if p.endswith("E") else 8)
+            continue
+        d = np.asarray(steps[p])
+        assert d.shape == (net.sizes[p],) and d.min() >= 1
+        # normal with 50 % spread, truncated below dt/2: mean within 5 standard errors
+        assert abs(d.mean() - mean) < 5 * 0.5 * mean / math.sqrt(d.size) + 0.5
+        assert 0.35 * mean < d.std() < 0.55 * mean
+        assert net.delays[p].max_length >= d.max()
+
+
+@pytest.mark.parametrize("kind", ["normal", "fixed"])
+def test_spikes_arrive_after_their_delay(kind):
+    """A spike found at the end of step m arrives at the start of step m + 1 + d (as in NEST)."""
+    net = microcircuit(RUN_SCALE, seed=3, delays=kind, dyn=_dyn())
+    n = 300
+
+    def step(i):
+        bp.share.save(i=i, t=i * 0.1)  # step_run(i) saves the same before update()
+        arriving = net.delayed_spikes()  # what update() is about to feed the projections
+        return arriving, net.step_run(i)
+
+    arriving, emitted = bm.for_loop(step, np.arange(n))
+    compared = 0
+    for p in POPULATIONS:
+        d = np.broadcast_to(np.asarray(net.params["delay_steps"][p]), (net.sizes[p],))
+        got, spikes = np.asarray(arriving[p]), np.asarray(emitted[p])
+        k = np.arange(n)[:, None] - d[None, :] - 1  # emission step of what arrives at step i
+        expected = np.where(k >= 0, spikes[np.clip(k, 0, None), np.arange(net.sizes[p])], False)
+        np.testing.assert_array_equal(got, expected, err_msg=p)
+        compared += int(expected.sum())
+    assert compared > 100  # the comparison saw many spikes
+
+
+@pytest.mark.parametrize("p", [0.466, 0.38, 0.185, 0.1064, 0.02])
+def test_jit_kernels_realise_the_documented_probability(p):
+    """The rule behind ``jit_correction``, checked against this line's kernel."""
+    from brainpy_halfproj._compat import jit_nearest_prob, jit_realised_prob
+
+    n_pre, n_post = 400, 2000
+    comm = bp.dnn.EventJitFPNormalLinear(n_pre, n_post, prob=p, w_mu=1.0, w_sigma=0.0, seed=7)
+    f = bm.jit(lambda x: comm(x))
+    eye = np.eye(n_pre, dtype=bool)
+    realised = np.mean([np.count_nonzero(np.asarray(f(bm.asarray(eye[i])))) for i in range(n_pre)]) / n_post
+    expected = jit_realised_prob(p)
+    assert abs(realised - expected) < 5 * math.sqrt(expected / (n_pre * n_post)) + 1e-3
+    kernel_p, attainable = jit_nearest_prob(p)
+    assert math.isclose(jit_realised_prob(kernel_p), attainable)
+    assert abs(math.log(attainable / p)) <= abs(math.log(expected / p)) + 1e-12
+
+
+def test_jit_correction_keeps_the_mean_input():
+    net = microcircuit(SCALE, seed=0, dyn=_dyn())
+    raw = microcircuit(SCALE, seed=0, jit_correction=False, dyn=_dyn())
+    nz = net.params["prob"] > 0
+    mean_in = net.params["realised_prob"] * net.params["weight_factor"]
+    np.testing.assert_allclose(mean_in[nz], net.params["prob"][nz], rtol=1e-12)
+    assert (raw.params["weight_factor"] == 1.0).all()
+    assert (raw.params["realised_prob"][nz] <= raw.params["prob"][nz]).all()
+
+
+@pytest.mark.parametrize("jit_correction", [True, False])
+def test_multapse_connectivity_matches_the_reference_moments(jit_correction):
+    """Per pair: mean and second moment of the summed weight of Poisson(lam) synapses."""
+    net = microcircuit(SCALE, seed=0, jit_correction=jit_correction, dyn=_dyn())
+    prm = net.params
+    nz = prm["prob"] > 0
+    lam, q = prm["prob"][nz], prm["realised_prob"][nz]
+    mu = prm["weights"][nz]  # the reference's mean weight
+    mu_ours = mu * prm["weight_factor"][nz]  # the kernels' mean weight
+    sd_ours = np.abs(mu_ours) * prm["weight_rel_std"][nz]
+    if jit_correction:
+        np.testing.assert_allclose(q * mu_ours, lam * mu, rtol=1e-12)
+    np.testing.assert_allclose(q * (mu_ours**2 + sd_ours**2), lam * mu**2 * (1 + 0.1**2 + lam), rtol=1e-12)
+    # and the weights the kernels were built with are these
+    proj = net.projections["L5I->L5E"].comm
+    i, j = POPULATIONS.index("L5E"), POPULATIONS.index("L5I")
+    w_kernel = prm["weights"][i, j] * prm["weight_factor"][i, j]
+    assert math.isclose(float(proj.w_mu), w_kernel, rel_tol=1e-6)
+    assert math.isclose(float(proj.w_sigma), abs(w_kernel) * prm["weight_rel_std"][i, j], rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("connectivity", ["matched", "table"])
+def test_pairwise_connectivity_keeps_the_published_weight_spread(connectivity):
+    net = microcircuit(SCALE, seed=0, connectivity=connectivity, dyn=_dyn())
+    assert (net.params["weight_rel_std"] == 0.1).all()

@@ -28,6 +28,8 @@ import numpy as np
 import brainpy as bp
 import brainpy.math as bm
 
+from .._compat import jit_nearest_prob, jit_realised_prob
+
 __all__ = [
     "POPULATIONS",
     "FULL_SIZES",
@@ -87,6 +89,7 @@ WEIGHT_REL_STD = 0.1
 G = -4.0
 DELAY_EXC = 1.5  # ms
 DELAY_INH = 0.75  # ms
+DELAY_REL_STD = 0.5  # relative spread of the normally distributed delays
 BG_RATE = 8.0  # spikes/s per background input
 # 'optimized' initial membrane potentials of the NEST implementation (mean, std in mV).
 V0_MEAN = dict(zip(POPULATIONS, (-68.28, -63.16, -63.33, -63.45, -63.11, -61.66, -66.72, -61.43)))
@@ -159,13 +162,19 @@ class Microcircuit(bp.DynSysGroup):
     populations : dict of str to brainpy.dyn.LifRef
         The eight neuron groups, keyed by :data:`POPULATIONS`.
     delays : dict of str to brainpy.VarDelay
-        One spike delay per population (1.5 ms for E, 0.8 ms for I).
+        One spike delay per population, long enough for its longest delay.
     projections : dict of str to Projection
         ``'PRE->POST'`` for recurrent projections, ``'bg->POST'`` for the Poisson drive.
     sizes, dc : dict of str
         Neurons per population; constant input current per population (pA).
     params : dict
-        The derived parameters (weights, probabilities, in-degrees, delays).
+        The derived parameters, ``[post, pre]`` matrices in :data:`POPULATIONS`
+        order: ``weights`` (the reference's mean weight, pA, scaled and charge
+        corrected), ``prob`` (synapses per pair), ``realised_prob`` (what the
+        JIT kernel connects), ``weight_factor`` and ``weight_rel_std`` (what the
+        kernel's weights are multiplied by, and their relative spread),
+        ``indegree``; and ``w_ext``, ``k_ext``, ``delay_steps`` (per population:
+        an int, or one int per neuron), ``dt``.
     """
 
     def __init__(
@@ -176,6 +185,8 @@ class Microcircuit(bp.DynSysGroup):
         connectivity: str,
         seed: int,
         dyn: Any,
+        delays: str = "normal",
+        jit_correction: bool = True,
     ):
         super().__init__()
         dt = bm.get_dt()
@@ -185,6 +196,8 @@ class Microcircuit(bp.DynSysGroup):
         self.background = background
         self.merged = merged
         self.connectivity = connectivity
+        self.delay_kind = delays
+        self.jit_correction = jit_correction
         sizes = {p: max(1, int(round(FULL_SIZES[p] * scale))) for p in POPULATIONS}
         self.sizes = sizes
         rng = np.random.default_rng(seed)
@@ -231,7 +244,17 @@ class Microcircuit(bp.DynSysGroup):
         self.dc = {p: float(dc[i]) for i, p in enumerate(POPULATIONS)}
 
         delay_ms = {p: (DELAY_EXC if p.endswith("E") else DELAY_INH) for p in POPULATIONS}
-        delay_steps = {p: int(math.floor(delay_ms[p] / dt + 0.5 + 1e-9)) for p in POPULATIONS}
+        if delays == "fixed":
+            delay_steps = {p: int(math.floor(delay_ms[p] / dt + 0.5 + 1e-9)) for p in POPULATIONS}
+        else:
+            # one axonal delay per presynaptic neuron, normal with 50 % relative
+            # spread, redrawn below dt/2 as in the reference, rounded to steps
+            delay_steps = {}
+            for p in POPULATIONS:
+                d = rng.normal(delay_ms[p], DELAY_REL_STD * delay_ms[p], size=sizes[p])
+                while (low := d < 0.5 * dt).any():
+                    d[low] = rng.normal(delay_ms[p], DELAY_REL_STD * delay_ms[p], size=int(low.sum()))
+                delay_steps[p] = np.maximum(1, np.floor(d / dt + 0.5)).astype(np.int32)
 
         self.params = dict(
             weights=w_scaled, w_ext=w_ext, prob=prob, indegree=prob * np.array(
@@ -248,9 +271,20 @@ class Microcircuit(bp.DynSysGroup):
                 tau=TAU_M, tau_ref=T_REF, V_initializer=bm.asarray(v0), name=f"{tag}_{p}",
             )
         self.populations = bm.NodeDict(pops)
-        self.delays = bm.NodeDict(
-            {p: bp.VarDelay(pops[p].spike, entries={"out": delay_steps[p] * dt}) for p in POPULATIONS}
-        )
+        # Timing as in NEST: a spike found at the end of step m (time (m+1)*dt)
+        # with a delay of d steps reaches the synapse at the start of step
+        # m + 1 + d (time: spike time + delay).  The model reads a VarDelay
+        # before writing this step's spikes, and brainpy's ``retrieve(s)`` then
+        # returns the spikes written s - 1 steps earlier, so the entry is d + 2.
+        entry_steps = {p: np.asarray(delay_steps[p]) + 2 for p in POPULATIONS}
+        self.delays = bm.NodeDict({p: bp.VarDelay(pops[p].spike) for p in POPULATIONS})
+        for p in POPULATIONS:  # by step: brainpy would ceil() a time, 1.7/0.1 -> 18
+            self.delays[p].register_entry("out", delay_step=int(np.max(entry_steps[p])))
+        if delays == "normal":
+            self._delay_index = {
+                p: (jnp.asarray(entry_steps[p], dtype=jnp.int32), jnp.arange(sizes[p]))
+                for p in POPULATIONS
+            }
         # spike counters for rate estimates
         self.spike_counts = bm.VarDict(
             {p: bm.Variable(bm.zeros(sizes[p], dtype=bm.int32)) for p in POPULATIONS}
@@ -278,14 +312,34 @@ class Microcircuit(bp.DynSysGroup):
                 name=name,
             )
 
+        # The JIT kernels realise only probabilities c/k (see _compat.jit_realised_prob).
+        # With jit_correction, ask for the attainable one nearest p and scale the
+        # weight by p / realised, so that the mean input per presynaptic spike is kept.
+        realised = np.zeros((8, 8))
+        weight_factor = np.ones((8, 8))
+        weight_rel_std = np.full((8, 8), WEIGHT_REL_STD)
         for i, post in enumerate(POPULATIONS):
             for j, pre in enumerate(POPULATIONS):
                 if prob[i, j] == 0.0:
                     continue
+                if jit_correction:
+                    kernel_p, realised[i, j] = jit_nearest_prob(float(prob[i, j]))
+                    weight_factor[i, j] = prob[i, j] / realised[i, j]
+                else:
+                    kernel_p, realised[i, j] = float(prob[i, j]), jit_realised_prob(float(prob[i, j]))
+                if connectivity == "multapse":
+                    # The reference puts Poisson(lam) synapses on a pair, each with
+                    # weight N(mu, (0.1 mu)^2): the pair's summed weight has second
+                    # moment lam mu^2 (1 + 0.1^2 + lam).  One synapse with probability
+                    # q and weight N(mu', sd'^2) matches it (and, with q mu' = lam mu,
+                    # the mean) when q (mu'^2 + sd'^2) = lam mu^2 (1 + 0.1^2 + lam).
+                    lam, q, f = prob[i, j], realised[i, j], weight_factor[i, j]
+                    second = lam * (1.0 + WEIGHT_REL_STD**2 + lam) / q
+                    weight_rel_std[i, j] = math.sqrt(max(second / f**2 - 1.0, 0.0))
+                w_ij = float(w_scaled[i, j] * weight_factor[i, j])
                 comm = bp.dnn.EventJitFPNormalLinear(
-                    sizes[pre], sizes[post], prob=float(prob[i, j]),
-                    w_mu=float(w_scaled[i, j]), w_sigma=float(abs(w_scaled[i, j]) * WEIGHT_REL_STD),
-                    seed=next(seeds),
+                    sizes[pre], sizes[post], prob=kernel_p,
+                    w_mu=w_ij, w_sigma=abs(w_ij) * float(weight_rel_std[i, j]), seed=next(seeds),
                 )
                 projs[f"{pre}->{post}"] = make(comm, pre, post)
         sources = {}
@@ -294,11 +348,32 @@ class Microcircuit(bp.DynSysGroup):
                 sources[post] = _PoissonCounts(sizes[post], k_ext[post] * BG_RATE, seed=next(seeds))
                 projs[f"bg->{post}"] = make(bp.dnn.OneToOne(sizes[post], float(w_ext)), "bg", post)
         self.projections = bm.NodeDict(projs)
+        self.params.update(realised_prob=realised, weight_factor=weight_factor,
+                           weight_rel_std=weight_rel_std)
         self.sources = bm.NodeDict(sources)
         self._routes = [tuple(k.split("->")) for k in projs]
 
+    def delayed_spikes(self) -> dict[str, Any]:
+        """The spikes arriving at the current step (``bp.share`` ``i``), per population.
+
+        Entry ``j`` of population ``p`` is the spike that neuron ``j`` emitted
+        ``d = params['delay_steps'][p][j]`` steps before the current step's
+        start, found at the end of step ``i - d - 1`` (spike time + delay = now).
+        """
+        if self.delay_kind == "fixed":
+            return {p: self.delays[p].at("out") for p in POPULATIONS}
+        # brainpy's bounds check takes one scalar step (it fails on an array when
+        # run eagerly); the steps are within the buffer by construction.
+        checking = bp.check.is_checking()
+        bp.check.turn_off()
+        try:
+            return {p: self.delays[p].retrieve(*self._delay_index[p]) for p in POPULATIONS}
+        finally:
+            if checking:
+                bp.check.turn_on()
+
     def update(self):
-        spikes = {p: self.delays[p].at("out") for p in POPULATIONS}
+        spikes = self.delayed_spikes()
         for (pre, post) in self._routes:
             x = self.sources[post]() if pre == "bg" else spikes[pre]
             self.projections[f"{pre}->{post}"](x)
@@ -321,9 +396,11 @@ def microcircuit(
     *,
     background: Literal["poisson", "dc"] = "poisson",
     merged: bool = True,
-    connectivity: Literal["matched", "table"] = "matched",
+    connectivity: Literal["multapse", "matched", "table"] = "multapse",
     seed: int = 0,
     dyn: Any = None,
+    delays: Literal["normal", "fixed"] = "normal",
+    jit_correction: bool = True,
 ) -> Microcircuit:
     """Build the Potjans & Diesmann (2014) cortical microcircuit.
 
@@ -332,23 +409,40 @@ def microcircuit(
     ``V_th`` -50 mV, ``V_reset = E_L`` = -65 mV) coupled by exponential
     current synapses (``tau_syn`` 0.5 ms). Weights are normal with mean
     87.81 pA (a 0.15 mV PSP) and 10 % relative spread, ``g = -4``, and the
-    L4E -> L2/3E weight doubled. Each population has one ``bp.VarDelay``: 1.5 ms
-    for excitatory and 0.75 ms for inhibitory sources. 0.75 ms is 7.5 steps of
-    0.1 ms; it is rounded to 8 steps (0.8 ms).  Delays are fixed, where the
-    reference draws them from a normal distribution with 50 % relative spread.
+    L4E -> L2/3E weight doubled. Each population has one ``bp.VarDelay``.
+    Delays are normal with mean 1.5 ms for excitatory and 0.75 ms for
+    inhibitory sources and 50 % relative spread, redrawn below ``dt / 2`` and
+    rounded to whole steps, as in the reference; but where the reference draws
+    one delay per synapse, this model draws one per presynaptic neuron (an
+    axonal delay), read from the population's ``VarDelay`` with a gather, so
+    that it costs no more kernel calls than fixed delays.  ``delays='fixed'``
+    uses the means instead (0.75 ms is 7.5 steps of 0.1 ms and is rounded to 8
+    steps, 0.8 ms); at full scale that makes the activity synchronous and
+    oscillatory, with rates off the published ones by up to +144 %.
 
     Connectivity is just-in-time (``bp.dnn.EventJitFPNormalLinear``): synapses
     and weights are regenerated from a seed on every spike, so memory grows
-    with the number of neurons, not synapses.  Each pair is connected with a
-    fixed probability (no multapses).  With ``connectivity='matched'`` (default)
-    that probability is ``ln(1-p) / ln(1 - 1/(N_pre N_post)) / (N_pre N_post)``
-    (about ``-ln(1 - p)``), the mean number of synapses per pair of the
-    reference's fixed-total-number rule with multapses, so in-degrees match the
-    reference; ``'table'`` uses the table's ``p`` as is, which gives up to
-    20 % fewer synapses (L5I -> L5E).  The JIT kernels realise ``p`` by skips
-    drawn uniformly with mean ``ceil(2/p)/2``, so large probabilities come out
-    lower: 0.466 (L5I -> L5E, matched) is realised as 0.40 and 0.380
-    (L5I -> L5I) as 0.33; below 0.2 the shortfall is under 3 %.
+    with the number of neurons, not synapses.  Each pair is connected at most
+    once, with a fixed probability.  The reference instead draws a fixed total
+    number of synapses with multapses, which puts a Poisson number of synapses
+    with mean ``lam = ln(1-p) / ln(1 - 1/(N_pre N_post)) / (N_pre N_post)``
+    (about ``-ln(1 - p)``) on each pair.  ``connectivity='multapse'`` (default)
+    connects pairs with probability ``lam`` and widens the weight spread so that
+    a pair's summed weight has the reference's mean and second moment; the
+    mean, the temporal variance and the neuron-to-neuron variance of the input
+    then all match the reference (``params['weight_rel_std']``: 0.33 for
+    ``lam`` = 0.1, 0.69 for L5I -> L5E; a few inhibitory weights change sign).
+    ``'matched'`` connects with probability ``lam`` and keeps the 10 % spread,
+    so in-degrees match but input variances are lower; ``'table'`` uses the
+    table's ``p`` as is, with up to 20 % fewer synapses (L5I -> L5E).  The JIT kernels realise only
+    probabilities ``c / k`` (``c`` = 2 on brainpy 2.8, 1 on 2.5; see
+    ``jit_realised_prob`` in ``brainpy_halfproj._compat``): asked for 0.466
+    (L5I -> L5E, matched) they connect 40 % of pairs on 2.8 and 33 % on 2.5.
+    With ``jit_correction=True`` (default) each projection asks for the
+    attainable probability nearest its own and multiplies its weights by
+    ``p / realised`` (stored in ``params['weight_factor']``), which keeps the
+    mean input per presynaptic spike.  The factors lie in 0.93-1.04 on 2.8
+    (50 of the 55 within 2 %) and in 0.93-1.14 on 2.5 (41 within 2 %).
 
     Parameters
     ----------
@@ -367,13 +461,18 @@ def microcircuit(
         ``True``: every projection is a ``HalfProjAlignPostMg``, so all
         projections onto one population share one synapse state.  ``False``:
         ``HalfProjAlignPost``, one synapse state per projection.
-    connectivity : {'matched', 'table'}
+    connectivity : {'multapse', 'matched', 'table'}
         See above.
+    jit_correction : bool
+        Correct for the JIT kernels' attainable probabilities; see above.
     seed : int
         Seeds connectivity, weights, initial potentials and background.
     dyn : module, optional
         Namespace providing ``HalfProjAlignPostMg`` and ``HalfProjAlignPost``;
         defaults to :mod:`brainpy_halfproj.dyn`.
+    delays : {'normal', 'fixed'}
+        ``'normal'`` (default): one normally distributed delay per presynaptic
+        neuron; ``'fixed'``: the mean delays.  See above.
 
     Returns
     -------
@@ -384,14 +483,12 @@ def microcircuit(
     Notes
     -----
     Validation (``benchmarks/microcircuit.py``; numbers in the benchmarks
-    report): at scale 0.1 with Poisson input the population rates agree with
-    NEST 3.10 running the reference at the same scale to within about 20 %;
-    merged and unmerged variants give the same spikes.  At full scale the
-    rates are off the published ones (L2/3I about 2.4 times as high) and the
-    activity is bursty: the 1 ms population rate of L2/3E has a coefficient of
-    variation of about 10 (about 0.2 would be asynchronous), with a spectral peak
-    near 80 Hz.  The cause is not yet known; fixed delays are a candidate not
-    ruled out at full scale (at scale 0.1 they do not change NEST's rates).
+    report): at full scale, with the defaults, the population rates are within
+    about 6 % of the published ones on both brainpy lines.  Each of the three
+    corrections above matters there: with fixed delays the activity is
+    synchronous and the rates are off by up to +144 %; without the JIT and
+    multapse corrections, by up to about 40 %.  Merged and unmerged variants
+    give the same spikes.
 
     Examples
     --------
@@ -413,11 +510,17 @@ def microcircuit(
         raise ValueError(f"scale must be in (0, 1], got {scale!r}")
     if background not in ("poisson", "dc"):
         raise ValueError(f"background must be 'poisson' or 'dc', got {background!r}")
-    if connectivity not in ("matched", "table"):
-        raise ValueError(f"connectivity must be 'matched' or 'table', got {connectivity!r}")
+    if connectivity not in ("multapse", "matched", "table"):
+        raise ValueError(
+            f"connectivity must be 'multapse', 'matched' or 'table', got {connectivity!r}"
+        )
+    if delays not in ("normal", "fixed"):
+        raise ValueError(f"delays must be 'normal' or 'fixed', got {delays!r}")
     if dyn is None:
         from .. import dyn  # lazy: keeps ``import brainpy_halfproj.models`` cycle-free
-    return Microcircuit(float(scale), background, bool(merged), connectivity, int(seed), dyn)
+    return Microcircuit(
+        float(scale), background, bool(merged), connectivity, int(seed), dyn, delays, bool(jit_correction)
+    )
 
 
 def population_rates(model: Microcircuit, duration: float) -> dict[str, float]:
