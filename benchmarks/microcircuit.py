@@ -60,7 +60,8 @@ def worker_brainpy(a: argparse.Namespace) -> dict:
 
     t0 = time.perf_counter()
     net = microcircuit(a.scale, background=a.background, merged=a.variant == "merged",
-                       connectivity=a.connectivity, seed=a.seed, dyn=dyn)
+                       connectivity=a.connectivity, seed=a.seed, dyn=dyn, delays=a.delays,
+                       jit_correction=not a.no_jit_correction)
     t_build = time.perf_counter() - t0
 
     chunk = 100.0
@@ -94,8 +95,9 @@ def worker_brainpy(a: argparse.Namespace) -> dict:
     except ImportError:
         pass
     return dict(
-        simulator="brainpy", variant=a.variant, scale=a.scale, background=a.background,
-        connectivity=a.connectivity, seed=a.seed, neurons=int(sum(net.sizes.values())),
+        simulator="brainpy", line=bp.__version__, variant=a.variant, scale=a.scale,
+        background=a.background, connectivity=a.connectivity, seed=a.seed, delays=a.delays,
+        jit_correction=not a.no_jit_correction, pinned=os.sched_getaffinity(0) != set(range(os.cpu_count())), neurons=int(sum(net.sizes.values())),
         projections=len(net.projections), merge_groups=groups,
         import_s=t_import, build_s=t_build, compile_s=t_compile,
         transient_ms=n_chunks * chunk, duration_ms=a.duration,
@@ -126,8 +128,9 @@ def worker_nest(a: argparse.Namespace) -> dict:
     src = (ROOT / "brainpy_halfproj" / "models" / "microcircuit.py").read_text()
     head = src[: src.index("def psp_to_psc")]
     params: dict = {}
-    exec(compile(head.replace("import brainpy as bp\nimport brainpy.math as bm\n", "")
-                 .replace("import jax\nimport jax.numpy as jnp\n", ""), "params", "exec"), params)
+    head = "\n".join(ln for ln in head.splitlines()
+                     if not ln.startswith(("import brainpy", "import jax", "from ..")))
+    exec(compile(head, "params", "exec"), params)
     POP, FULL, P, KEXT, RATES = (params[k] for k in
                                  ("POPULATIONS", "FULL_SIZES", "CONN_PROBS", "K_EXT", "PUBLISHED_RATES"))
 
@@ -226,8 +229,10 @@ def _machine() -> dict:
     return dict(cpu=cpu, cores=os.cpu_count(), memory=mem, python=platform.python_version())
 
 
-def _run_worker(python: str, args: list[str]) -> dict:
+def _run_worker(python: str, args: list[str], taskset: str | None = None) -> dict:
     cmd = [python, str(Path(__file__).resolve()), "--worker", *args]
+    if taskset:
+        cmd = ["taskset", "-c", taskset, *cmd]
     print("$", " ".join(cmd), flush=True)
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
@@ -238,6 +243,14 @@ def _run_worker(python: str, args: list[str]) -> dict:
 
 
 def _key(r: dict) -> str:
+    """Run key; runs from before the delay-timing fix (no ``delays`` field) say so."""
+    if r["simulator"] == "brainpy":
+        who = f"brainpy {r.get('line') or r['versions']['brainpy']}"
+        delays = r.get("delays", "fixed-old")
+        corr = "jitcorr" if r.get("jit_correction") else "raw"
+        pin = "/pinned" if r.get("pinned") else ""
+        return (f"{who}{pin}/{r['variant']}/scale={r['scale']}/{r['background']}/{r['connectivity']}"
+                f"/delays={delays}/{corr}/seed={r['seed']}")
     return (f"{r['simulator']}/{r['variant']}/scale={r['scale']}/{r['background']}/{r['connectivity']}"
             f"/seed={r['seed']}")
 
@@ -304,6 +317,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fixed-delays", action="store_true",
                     help="NEST only: fixed delays as in our model instead of normal ones")
+    ap.add_argument("--delays", default="normal", choices=["normal", "fixed"])
+    ap.add_argument("--no-jit-correction", action="store_true")
+    ap.add_argument("--python", default=sys.executable,
+                    help="python of the brainpy line to run (default: this one)")
+    ap.add_argument("--taskset", help="pin brainpy workers to these CPUs (taskset -c LIST)")
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args(argv)
 
@@ -323,10 +341,12 @@ def main(argv: list[str] | None = None) -> None:
     nest_extra = ["--fixed-delays"] if a.fixed_delays else []
     common = ["--background", a.background, "--connectivity", a.connectivity, "--seed", str(a.seed),
               "--transient", str(a.transient), "--duration", str(a.duration)]
+    ours = ["--delays", a.delays] + (["--no-jit-correction"] if a.no_jit_correction else [])
     new = []
     for s in scales:
         for v in a.variants:
-            new.append(_run_worker(sys.executable, ["--scale", str(s), "--variant", v, *common]))
+            new.append(_run_worker(a.python, ["--scale", str(s), "--variant", v, *common, *ours],
+                                   taskset=a.taskset))
     for s in a.nest_scale:
         new.append(_run_worker(a.nest_python or sys.executable,
                                ["--nest", "--scale", str(s), "--threads", str(a.threads), *nest_extra, *common]))
