@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--variants", nargs="*", default=["merged", "unmerged"])
     ap.add_argument("--variant", default="merged")
     ap.add_argument("--background", default="poisson", choices=["poisson", "dc"])
-    ap.add_argument("--connectivity", default="matched", choices=["matched", "table"])
+    ap.add_argument("--connectivity", default="multapse", choices=["multapse", "matched", "table"])
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--transient", type=float, default=500.0)
     ap.add_argument("--duration", type=float, default=1000.0)

@@ -328,6 +328,8 @@ def main(argv=None):
     ap.add_argument('--peer', action='append', default=[], metavar='NAME=PYTHON')
     ap.add_argument('--pairs', type=int, default=5)
     ap.add_argument('--reps', type=int, default=3)
+    ap.add_argument('--ab-calls', type=int, default=8,
+                    help='overhead_ab: alternating upstream/plugin pairs per process')
     ap.add_argument('--impls', default='upstream,plugin')
     ap.add_argument('--pin-modes', default='unpinned,pinned',
                     help='overhead and kernels: unpinned, pinned (taskset -c 0) or both')
@@ -338,7 +340,7 @@ def main(argv=None):
         lines=dict(x.split('=', 1) for x in args.line) or {'default': sys.executable},
         peers=dict(DEFAULT_PEERS, **dict(x.split('=', 1) for x in args.peer)),
         pairs=args.pairs, reps=args.reps, impls=args.impls.split(','),
-        n=4000, steps=10000, steps_large=1000, ab_calls=8, groups=8, n_pop=500,
+        n=4000, steps=10000, steps_large=1000, ab_calls=args.ab_calls, groups=8, n_pop=500,
         pin_modes=tuple({'unpinned': False, 'pinned': True}[x] for x in args.pin_modes.split(',')),
         pin_25=True, locked=True, case_timeout=900,
         scaling_n=[int(x) for x in args.scaling_n.split(',')],
