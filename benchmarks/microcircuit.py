@@ -285,14 +285,32 @@ def write_markdown(data: dict) -> str:
             f"{r['run_s_per_bio_s']:.0f}× | {r['peak_rss_gib']:.2f} | {ver} | {r.get('date', '?')} |"
         )
     lines += ["", "Rates (spikes/s) over the measured window; `published` is the full-scale PyNEST "
-              "reference (`full_mean_rates`, NEST 3 `Potjans_2014`).", ""]
-    lines.append("| run | " + " | ".join(pops) + " |")
-    lines.append("| --- |" + " ---: |" * len(pops))
-    lines.append("| published (full scale) | " + " | ".join(
-        f"{v:.3f}" for v in next(iter(runs.values()))["published_full_scale"].values()) + " |" if runs else "")
+              "reference (`full_mean_rates`, NEST 3 `Potjans_2014`). `max |Δ|`: the largest "
+              "relative deviation over the 8 populations from the reference at the same scale: "
+              "the published rates at full scale, NEST's run of the reference (seed 1, same "
+              "input, normal delays) at scale 0.1. Runs keyed `delays=fixed-old/raw` are the "
+              "0.1.0 model (fixed delays 0.2 ms shorter than NEST's, no JIT or multapse "
+              "correction), kept for comparison.", ""]
+    lines.append("| run | " + " | ".join(pops) + " | reference | max \\|Δ\\| |")
+    lines.append("| --- |" + " ---: |" * len(pops) + " --- | ---: |")
+    published = next(iter(runs.values()))["published_full_scale"] if runs else {}
+    if runs:
+        lines.append("| published (full scale) | " + " | ".join(f"{published[p]:.3f}" for p in pops)
+                     + " | | |")
+    nest_ref = {r["scale"]: r for k, r in runs.items()
+                if r["simulator"] == "nest" and "fixed-delays" not in r["variant"]}
     for k in sorted(runs):
         r = runs[k]
-        lines.append(f"| {k} | " + " | ".join(f"{r['rates'][p]:.3f}" for p in pops) + " |")
+        ref, ref_name = None, ""
+        if r["simulator"] == "brainpy" and r["scale"] == 1.0:
+            ref, ref_name = published, "published"
+        elif r["simulator"] == "brainpy" and r["scale"] in nest_ref:
+            ref, ref_name = nest_ref[r["scale"]]["rates"], f"NEST scale {r['scale']}"
+        elif r["simulator"] == "nest" and r["scale"] == 1.0:
+            ref, ref_name = published, "published"
+        dev = "" if ref is None else f"{max(abs(r['rates'][p] / ref[p] - 1) for p in pops) * 100:.0f} %"
+        lines.append(f"| {k} | " + " | ".join(f"{r['rates'][p]:.3f}" for p in pops)
+                     + f" | {ref_name} | {dev} |")
     notes = data.get("notes", [])
     if notes:
         lines += [""] + [f"- {n}" for n in notes]

@@ -417,8 +417,8 @@ def microcircuit(
     axonal delay), read from the population's ``VarDelay`` with a gather, so
     that it costs no more kernel calls than fixed delays.  ``delays='fixed'``
     uses the means instead (0.75 ms is 7.5 steps of 0.1 ms and is rounded to 8
-    steps, 0.8 ms); at full scale that makes the activity synchronous and
-    oscillatory, with rates off the published ones by up to +144 %.
+    steps, 0.8 ms); at full scale that makes the activity synchronous, with
+    L2/3E at 11 spikes/s instead of 0.9.
 
     Connectivity is just-in-time (``bp.dnn.EventJitFPNormalLinear``): synapses
     and weights are regenerated from a seed on every spike, so memory grows
@@ -483,12 +483,13 @@ def microcircuit(
     Notes
     -----
     Validation (``benchmarks/microcircuit.py``; numbers in the benchmarks
-    report): at full scale, with the defaults, the population rates are within
-    about 6 % of the published ones on both brainpy lines.  Each of the three
-    corrections above matters there: with fixed delays the activity is
-    synchronous and the rates are off by up to +144 %; without the JIT and
-    multapse corrections, by up to about 40 %.  Merged and unmerged variants
-    give the same spikes.
+    report): at full scale, with the defaults, every population's rate is
+    within about 5 % of the published one on both brainpy lines, merged or
+    not.  Each of the three choices above matters there: with fixed delays
+    the network synchronises; with ``connectivity='matched'`` rates are off by
+    up to 32 %; without the JIT correction as well, L2/3E falls silent on
+    brainpy 2.5.  Merged and unmerged variants give the same spikes up to
+    floating-point summation order.
 
     Examples
     --------
