@@ -68,6 +68,11 @@ def event_kernel_library() -> str:
     return "brainevent" if BRAINPY_VERSION >= (2, 6) else "brainpylib"
 
 
+def _jit_prob_numerator() -> float:
+    """``c`` of the attainable JIT probabilities ``c / k`` on this line."""
+    return 2.0 if event_kernel_library() == "brainevent" else 1.0
+
+
 def jit_realised_prob(prob: float) -> float:
     """Connection probability that this line's JIT-connectivity kernels realise.
 
@@ -78,7 +83,7 @@ def jit_realised_prob(prob: float) -> float:
     realises ``1 / ceil(1/p)``.  Both are exact for ``p = 0.02``; for large
     ``p`` they fall short (0.466 -> 0.40 on 2.8, 0.333 on 2.5).
     """
-    c = 2.0 if event_kernel_library() == "brainevent" else 1.0
+    c = _jit_prob_numerator()
     return c / math.ceil(c / prob)
 
 
@@ -89,7 +94,7 @@ def jit_nearest_prob(prob: float) -> tuple[float, float]:
     ``kernel_prob`` a value just above it that the kernel maps to the same
     ``k``.
     """
-    c = 2.0 if event_kernel_library() == "brainevent" else 1.0
+    c = _jit_prob_numerator()
     k = c / prob
     candidates = [kk for kk in {math.floor(k), math.ceil(k)} if kk >= c]
     best = min(candidates, key=lambda kk: abs(math.log(c / kk / prob)))
