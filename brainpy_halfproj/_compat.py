@@ -2,7 +2,8 @@
 
 Supported lines
 ---------------
-* brainpy 2.8.x (current; event kernels from ``brainevent``),
+* brainpy 2.9.x (current, Python 3.12+) and 2.8.x (Python 3.11); event kernels from
+  ``brainevent``,
 * brainpy 2.5.0.post20240308 (legacy; event kernels from ``brainpylib``).
 
 Only public brainpy names are used elsewhere in the package; the few things that

@@ -14,8 +14,39 @@ def _custom_call_targets(fn, *args):
     return set(re.findall(r"custom_call @(\w+)", text)) | set(re.findall(r'call_target_name = "(\w+)"', text))
 
 
-def test_version_is_in_the_supported_range():
-    assert (2, 5) <= _compat.BRAINPY_VERSION < (2, 9)
+def _declared_brainpy_range():
+    """The brainpy specifier that pyproject.toml declares for this interpreter (no extras)."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    reqs = [Requirement(r) for r in requires("brainpy-halfproj")]
+    active = [r for r in reqs if r.name == "brainpy" and (r.marker is None or r.marker.evaluate({"extra": ""}))]
+    assert len(active) == 1, [str(r) for r in active]
+    return active[0].specifier
+
+
+def test_installed_brainpy_is_in_the_declared_range():
+    """Fails when the installed brainpy is one we do not declare (and so do not test)."""
+    from importlib.metadata import version
+
+    installed = version("brainpy")  # brainpy 2.5.0.post20240308 says "2.5.0" in bp.__version__
+    spec = _declared_brainpy_range()
+    assert spec.contains(installed, prereleases=True), (installed, str(spec))
+
+
+def test_declared_range_is_the_tested_lines():
+    import sys
+
+    from packaging.version import Version
+
+    spec = _declared_brainpy_range()
+    if sys.version_info >= (3, 12):
+        tested, untested = ["2.9.0"], ["2.8.2", "2.5.0.post20240308", "2.10.0"]
+    else:
+        tested, untested = ["2.5.0.post20240308", "2.8.2"], ["2.6.1", "2.7.8", "2.8.1", "2.9.0", "2.5.0"]
+    assert [v for v in tested if Version(v) not in spec] == []
+    assert [v for v in untested if Version(v) in spec] == []
 
 
 def test_event_kernels_come_from_the_lines_kernel_library():
