@@ -18,6 +18,12 @@ from ._merge_key import MergeKey as MergeKey
 from ._merge_key import UnkeyableError as UnkeyableError
 from ._merge_key import describe as describe
 from ._merge_key import merge_key as merge_key
+from ._native import KernelRecord as KernelRecord
+from ._native import NativeKernelsError as NativeKernelsError
+from ._native import native_kernel_report as native_kernel_report
+from ._native import native_kernels as native_kernels
+from ._native import native_kernels_enabled as native_kernels_enabled
+from ._native import use_native_kernels as use_native_kernels
 from ._projections import FullProjAlignPost as FullProjAlignPost
 from ._projections import FullProjAlignPostMg as FullProjAlignPostMg
 from ._projections import HalfProjAlignPost as HalfProjAlignPost

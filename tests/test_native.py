@@ -1,0 +1,302 @@
+"""Native kernel handlers (``use_native_kernels``): the same numba kernels, the same results.
+
+Every comparison runs the same operation twice in fresh traces, once through brainevent's
+Python bridge and once through the native handler, and asserts bit-identical outputs.
+"""
+import concurrent.futures
+import itertools
+import re
+import subprocess
+import sys
+
+import brainpy as bp
+import brainpy.math as bm
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import brainpy_halfproj as bhp
+from brainpy_halfproj import _native
+from brainpy_halfproj._compat import event_kernel_library
+
+brainevent_only = pytest.mark.skipif(event_kernel_library() != "brainevent",
+                                     reason="native handlers reroute brainevent's numba kernels (brainpy >= 2.6)")
+
+
+@pytest.fixture(autouse=True)
+def _native_off():
+    """Every test starts and ends with brainevent's own path."""
+    bhp.use_native_kernels(False)
+    yield
+    bhp.use_native_kernels(False)
+
+
+def _targets(fn, *args):
+    text = jax.jit(fn).lower(*args).as_text()
+    return set(re.findall(r"custom_call @(\w+)", text)) | set(re.findall(r'call_target_name = "(\w+)"', text))
+
+
+# ----------------------------------------------------------------- every kernel family
+
+M, N = 60, 50
+
+
+def _matrices():
+    import brainevent as be
+
+    rng = np.random.default_rng(0)
+    dense = (rng.random((M, N)) < 0.2) * rng.normal(1.0, 0.3, (M, N))
+    rows, cols = np.nonzero(dense)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=M))]).astype(np.int32)
+
+    def csr(data):
+        return be.CSR((jnp.asarray(data), jnp.asarray(cols.astype(np.int32)), jnp.asarray(indptr)), shape=(M, N))
+
+    return {
+        "csr_homo": lambda: csr(np.full(1, 0.7, np.float32)),
+        "csr_float": lambda: csr(dense[rows, cols].astype(np.float32)),
+        "jit_scalar": lambda: be.JITCScalarR((0.5, 0.1, 123), shape=(M, N)),
+        "jit_scalar_corder": lambda: be.JITCScalarR((0.5, 0.1, 123), shape=(M, N), corder=True),
+        "jit_normal": lambda: be.JITCNormalR((0.5, 0.1, 0.1, 7), shape=(M, N)),
+        "jit_uniform": lambda: be.JITCUniformR((0.1, 0.9, 0.1, 7), shape=(M, N)),
+    }
+
+
+def _operations():
+    import brainevent as be
+
+    rng = np.random.default_rng(1)
+    spk_m, spk_n = rng.random(M) < 0.3, rng.random(N) < 0.3
+    x_m, x_n = rng.normal(size=M).astype(np.float32), rng.normal(size=N).astype(np.float32)
+    spk_nk, spk_km = rng.random((N, 4)) < 0.3, rng.random((4, M)) < 0.3
+    return {
+        "binary_mv": lambda A: A @ be.BinaryArray(jnp.asarray(spk_n)),
+        "binary_mv_transposed": lambda A: be.BinaryArray(jnp.asarray(spk_m)) @ A,
+        "float_mv": lambda A: A @ jnp.asarray(x_n),
+        "float_mv_transposed": lambda A: jnp.asarray(x_m) @ A,
+        "binary_mm": lambda A: A @ be.BinaryArray(jnp.asarray(spk_nk)),
+        "binary_mm_transposed": lambda A: be.BinaryArray(jnp.asarray(spk_km)) @ A,
+        "float_mm": lambda A: A @ jnp.asarray(spk_nk.astype(np.float32)),
+    }
+
+
+FAMILIES = ["csr_homo", "csr_float", "jit_scalar", "jit_scalar_corder", "jit_normal", "jit_uniform"]
+OPERATIONS = ["binary_mv", "binary_mv_transposed", "float_mv", "float_mv_transposed", "binary_mm",
+              "binary_mm_transposed", "float_mm"]
+
+
+@brainevent_only
+@pytest.mark.parametrize("family, operation", list(itertools.product(FAMILIES, OPERATIONS)))
+def test_every_kernel_family_gives_the_python_bridges_result(family, operation):
+    # a fresh matrix per trace: brainevent's CSR caches trace-time workspaces on the object
+    make, op = _matrices()[family], _operations()[operation]
+    a, b, c = make(), make(), make()
+    reference = np.asarray(jax.jit(lambda: op(a))())
+    assert np.count_nonzero(reference) > 0
+    with bhp.native_kernels():
+        targets = _targets(lambda: op(b))
+        native = np.asarray(jax.jit(lambda: op(c))())
+    assert targets and all(t.startswith("brainpy_halfproj_native_") for t in targets), targets
+    np.testing.assert_array_equal(native, reference)
+
+
+@brainevent_only
+def test_programs_traced_outside_the_switch_use_brainevents_bridge():
+    comm = bp.dnn.EventJitFPHomoLinear(20, 30, prob=0.1, weight=0.6)
+    spikes = bm.zeros(20, dtype=bool).value
+    assert all(t.startswith("brainevent_") for t in _targets(lambda x: comm(x), spikes))
+    with bhp.native_kernels():
+        assert all(t.startswith("brainpy_halfproj_native_") for t in _targets(lambda x: comm(x), spikes))
+    assert all(t.startswith("brainevent_") for t in _targets(lambda x: comm(x), spikes))
+
+
+@brainevent_only
+def test_vmap_over_spike_vectors():
+    comm = bp.dnn.EventJitFPNormalLinear(40, 30, prob=0.2, w_mu=0.5, w_sigma=0.1, seed=3)
+    spikes = jnp.asarray(np.random.default_rng(2).random((5, 40)) < 0.3)
+    batched = jax.jit(jax.vmap(lambda s: comm(s)))
+    reference = np.asarray(batched(spikes))
+    with bhp.native_kernels():
+        native = np.asarray(jax.jit(jax.vmap(lambda s: comm(s)))(spikes))
+    assert reference.shape == (5, 30) and np.count_nonzero(reference) > 0
+    np.testing.assert_array_equal(native, reference)
+
+
+@brainevent_only
+def test_concurrent_calls_from_many_threads():
+    """The handler holds no lock and no GIL: concurrent executions must not interfere."""
+    comm = bp.dnn.EventJitFPNormalLinear(400, 300, prob=0.1, w_mu=0.5, w_sigma=0.1, seed=3)
+    inputs = [jnp.asarray(np.random.default_rng(k).random(400) < 0.2) for k in range(16)]
+    reference = [np.asarray(jax.jit(lambda s: comm(s))(x)) for x in inputs]
+    with bhp.native_kernels():
+        f = jax.jit(lambda s: comm(s))
+        f(inputs[0]).block_until_ready()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda x: np.asarray(f(x)), inputs * 4))
+    for i, got in enumerate(results):
+        np.testing.assert_array_equal(got, reference[i % 16])
+
+
+@brainevent_only
+def test_independent_kernels_in_one_program():
+    """One program with several independent kernel calls (XLA may run them concurrently)."""
+    comms = [bp.dnn.EventJitFPNormalLinear(300, 200, prob=0.1, w_mu=0.5, w_sigma=0.1, seed=s) for s in range(6)]
+    spikes = jnp.asarray(np.random.default_rng(4).random(300) < 0.2)
+
+    def many(x):
+        return jnp.stack([c(x) for c in comms])
+
+    reference = np.asarray(jax.jit(many)(spikes))
+    with bhp.native_kernels():
+        native = np.asarray(jax.jit(many)(spikes))
+    np.testing.assert_array_equal(native, reference)
+
+
+# ----------------------------------------------------------------- whole models
+
+
+@brainevent_only
+def test_seed_network_raster_is_identical_to_upstream():
+    """Upstream bp.dyn through brainevent's bridge, against the plugin with native handlers."""
+    def simulate(dyn, native):
+        bm.random.seed(42)
+        with bhp.native_kernels(native):
+            net = bhp.EINet(4000, dyn=dyn)
+            return bhp.run_einet(net, 1000), np.asarray(net.N.V.value)
+
+    spikes_up, v_up = simulate(bp.dyn, False)
+    spikes_native, v_native = simulate(bhp.dyn, True)
+    assert spikes_up.sum() > 1000
+    np.testing.assert_array_equal(spikes_native, spikes_up)
+    np.testing.assert_array_equal(v_native, v_up)
+
+
+@brainevent_only
+def test_microcircuit_raster_is_identical():
+    from brainpy_halfproj.models import microcircuit, simulate
+
+    bm.set_dt(0.1)
+    reference = simulate(microcircuit(0.05, seed=3), 30.0, record=True)
+    with bhp.native_kernels():
+        native = simulate(microcircuit(0.05, seed=3), 30.0, record=True)
+    assert sum(int(s.sum()) for s in reference.values()) > 0
+    for pop in reference:
+        np.testing.assert_array_equal(native[pop], reference[pop], err_msg=pop)
+    assert all(r.native for r in bhp.native_kernel_report())
+
+
+# ----------------------------------------------------------------- the switch
+
+
+@brainevent_only
+def test_switch_and_context_manager_restore_brainevent():
+    from brainevent._op import numba_ffi
+
+    original = numba_ffi._register_numba_cpu_ffi_target
+    assert not bhp.native_kernels_enabled()
+    with bhp.native_kernels():
+        assert bhp.native_kernels_enabled()
+        assert numba_ffi._register_numba_cpu_ffi_target is _native._register_native
+        with bhp.native_kernels(False):
+            assert numba_ffi._register_numba_cpu_ffi_target is original
+        assert bhp.native_kernels_enabled()
+    assert not bhp.native_kernels_enabled()
+    assert numba_ffi._register_numba_cpu_ffi_target is original
+    bhp.use_native_kernels()
+    bhp.use_native_kernels()  # twice is the same as once
+    bhp.use_native_kernels(False)
+    assert numba_ffi._register_numba_cpu_ffi_target is original
+
+
+@brainevent_only
+def test_untested_brainevent_is_refused_and_left_alone(monkeypatch):
+    from importlib.metadata import version
+
+    from brainevent._op import numba_ffi
+
+    original = numba_ffi._register_numba_cpu_ffi_target
+    monkeypatch.setattr(_native, "TESTED_BRAINEVENT", ("0.0.1",))
+    with pytest.raises(bhp.NativeKernelsError,
+                       match=rf"use_native_kernels: brainevent {re.escape(version('brainevent'))} is installed, but "
+                             r"native kernels were tested with brainevent 0\.0\.1 only"):
+        bhp.use_native_kernels()
+    assert numba_ffi._register_numba_cpu_ffi_target is original
+    assert not bhp.native_kernels_enabled()
+
+
+@brainevent_only
+def test_untested_ffi_api_is_refused(monkeypatch):
+    monkeypatch.setattr(_native, "TESTED_FFI_API", ((9, 9),))
+    with pytest.raises(bhp.NativeKernelsError, match=r"implements XLA FFI API \d+\.\d+, but native kernels were "
+                                                     r"tested with 9\.9 only"):
+        bhp.use_native_kernels()
+
+
+@brainevent_only
+def test_missing_brainevent_internals_are_refused(monkeypatch):
+    from brainevent._op import numba_ffi
+
+    monkeypatch.delattr(numba_ffi, "XLA_FFI_Buffer")
+    with pytest.raises(bhp.NativeKernelsError, match=r"lacks XLA_FFI_Buffer in brainevent\._op\.numba_ffi"):
+        bhp.use_native_kernels()
+
+
+@brainevent_only
+def test_a_kernel_that_cannot_be_compiled_natively_keeps_the_python_bridge(monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("no native handler for this one")
+
+    monkeypatch.setattr(_native, "_compile_handler", fail)
+    comm = bp.dnn.EventJitFPUniformLinear(37, 23, prob=0.3, w_low=0.1, w_high=0.2, seed=11)
+    spikes = jnp.ones(37, dtype=bool)
+    reference = np.asarray(jax.jit(lambda x: comm(x))(spikes))
+    with bhp.native_kernels():
+        targets = _targets(lambda x: comm(x), spikes)
+        got = np.asarray(jax.jit(lambda x: comm(x))(spikes))
+    assert all(t.startswith("brainevent_") for t in targets), targets
+    np.testing.assert_array_equal(got, reference)
+    fallbacks = [r for r in bhp.native_kernel_report() if r.target in targets]
+    assert fallbacks and not any(r.native for r in fallbacks)
+    assert fallbacks[0].reason == "RuntimeError: no native handler for this one"
+
+
+@brainevent_only
+def test_a_users_own_numba_kernel_runs_natively():
+    import brainevent as be
+    import numba
+
+    @numba.njit
+    def scale(x, factor, out):
+        for i in range(out.shape[0]):
+            out[i] = x[i] * factor[()]
+
+    f = be.numba_kernel(scale, outs=jax.ShapeDtypeStruct((5,), jnp.float32))
+    x = jnp.arange(5, dtype=jnp.float32)
+    with bhp.native_kernels():
+        got = np.asarray(jax.jit(lambda: f(x, jnp.float32(3.0)))())
+    np.testing.assert_array_equal(got, np.arange(5) * 3.0)
+    record = next(r for r in bhp.native_kernel_report() if r.kernel.endswith(".scale"))
+    assert record.native and record.reason is None
+
+
+def test_enable_must_be_a_bool():
+    with pytest.raises(TypeError, match=r"use_native_kernels: `enable` must be True or False, got 'yes'"):
+        bhp.use_native_kernels("yes")
+
+
+@pytest.mark.skipif(event_kernel_library() != "brainpylib", reason="brainpy 2.5 line only")
+def test_on_the_brainpylib_line_the_switch_does_nothing():
+    bhp.use_native_kernels()
+    assert not bhp.native_kernels_enabled()
+    assert bhp.native_kernel_report() == []
+
+
+def test_importing_the_plugin_leaves_brainevent_alone():
+    code = ("import brainpy_halfproj, sys\n"
+            "try:\n"
+            "    from brainevent._op import numba_ffi\n"
+            "except ImportError:\n"
+            "    sys.exit(0)\n"
+            "assert numba_ffi._register_numba_cpu_ffi_target.__module__ == 'brainevent._op.numba_ffi'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
