@@ -1,0 +1,67 @@
+"""Reading out the synapses a comm layer realises: exactly what its own kernel computes."""
+import brainpy as bp
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from brainpy_halfproj._connectivity import SparseRows, _probe, read_connectivity, stack_blocks
+
+N_PRE, N_POST = 300, 200
+
+LAYERS = {
+    "jit_homo": lambda: bp.dnn.EventJitFPHomoLinear(N_PRE, N_POST, prob=0.1, weight=0.5, seed=1),
+    "jit_homo_outdim_parallel": lambda: bp.dnn.EventJitFPHomoLinear(N_PRE, N_POST, prob=0.1, weight=0.5, seed=1,
+                                                                    atomic=False),
+    "jit_normal": lambda: bp.dnn.EventJitFPNormalLinear(N_PRE, N_POST, prob=0.1, w_mu=0.5, w_sigma=0.2, seed=2),
+    "jit_uniform": lambda: bp.dnn.EventJitFPUniformLinear(N_PRE, N_POST, prob=0.1, w_low=0.1, w_high=0.6, seed=3),
+    "csr_multapses": lambda: bp.dnn.EventCSRLinear(bp.conn.FixedProb(0.1, seed=4, allow_multi_conn=True)(N_PRE, N_POST),
+                                                   weight=0.7),
+}
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_read_out_matrix_gives_the_layers_current(kind):
+    comm = LAYERS[kind]()
+    rows = read_connectivity(comm, N_PRE, N_POST)
+    assert rows.shape == (N_PRE, N_POST) and rows.nnz > 0.05 * N_PRE * N_POST
+    dense = rows.todense()
+    for seed in range(3):
+        spikes = np.random.default_rng(seed).random(N_PRE) < 0.2
+        expected = np.asarray(jax.jit(lambda s: comm(s))(jnp.asarray(spikes)))
+        np.testing.assert_allclose(spikes.astype(np.float32) @ dense, expected, rtol=1e-5, atol=1e-5)
+    # and it is, value for value, what one spike of each neuron adds (the layer's own kernel)
+    np.testing.assert_array_equal(dense, _probe(comm, N_PRE, N_POST).todense())
+
+
+def test_columns_and_stacking_rebuild_the_matrix():
+    rows = read_connectivity(LAYERS["jit_normal"](), N_PRE, N_POST)
+    left, right = rows.columns(0, 120), rows.columns(120, N_POST)
+    assert left.shape == (N_PRE, 120) and right.shape == (N_PRE, 80)
+    assert left.nnz + right.nnz == rows.nnz
+    np.testing.assert_array_equal(stack_blocks([(left, 0, 0), (right, 0, 120)], rows.shape).todense(),
+                                  rows.todense())
+    both = stack_blocks([(rows, 0, 0), (rows, N_PRE, N_POST)], (2 * N_PRE, 2 * N_POST)).todense()
+    np.testing.assert_array_equal(both[:N_PRE, :N_POST], rows.todense())
+    np.testing.assert_array_equal(both[N_PRE:, N_POST:], rows.todense())
+    assert not both[:N_PRE, N_POST:].any() and not both[N_PRE:, :N_POST].any()
+
+
+def test_rows_are_sorted_and_typed():
+    rows = read_connectivity(LAYERS["csr_multapses"](), N_PRE, N_POST)
+    assert rows.indptr.dtype == np.int64 and rows.indices.dtype == np.int32 and rows.data.dtype == np.float32
+    for i in range(0, N_PRE, 37):
+        cols = rows.indices[rows.indptr[i]:rows.indptr[i + 1]]
+        assert (np.diff(cols) >= 0).all()
+    assert rows.nbytes == rows.indptr.nbytes + rows.indices.nbytes + rows.data.nbytes
+
+
+def test_only_event_layers_are_read():
+    with pytest.raises(TypeError, match=r"read_connectivity: `comm` must be one of bp\.dnn\.EventCSRLinear, "
+                                        r".*but got a Dense"):
+        read_connectivity(bp.dnn.Linear(3, 4), 3, 4)
+
+
+def test_empty_stack():
+    empty = stack_blocks([], (3, 4))
+    assert isinstance(empty, SparseRows) and empty.nnz == 0 and empty.todense().shape == (3, 4)
