@@ -8,10 +8,11 @@ from typing import Any, Optional
 
 import brainpy as bp
 
+from ._fused import FusedCall, fused_call_of
 from ._merge_key import DescriptorSpec, MergeKey, UnkeyableError, _canonical, _fmt
 from ._registry import MergeGroup, groups_of
 
-__all__ = ["merge_report", "MergeReport", "GroupInfo"]
+__all__ = ["merge_report", "MergeReport", "GroupInfo", "FusedInfo"]
 
 
 def _short(spec: DescriptorSpec) -> str:
@@ -64,6 +65,37 @@ class GroupInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class FusedInfo:
+    """The fused kernel call of one post group in a :class:`MergeReport`.
+
+    Attributes
+    ----------
+    post
+        The post-synaptic group.
+    call
+        The :class:`~brainpy_halfproj.FusedCall` node.
+    projections
+        The projections whose spikes it takes, in row order.
+    synapses
+        Synapses in the stacked connectivity.
+    nbytes
+        Memory the stacked connectivity takes.
+    """
+
+    post: Any
+    call: FusedCall
+    projections: tuple
+    synapses: int
+    nbytes: int
+
+    @property
+    def text(self) -> str:
+        groups = len(self.call.groups)
+        return (f"fused: 1 kernel call per step for {len(self.projections)} projection(s) into {groups} synapse "
+                f"state(s); stacked connectivity {self.synapses} synapses, {self.nbytes / 2**20:.2f} MiB")
+
+
+@dataclasses.dataclass(frozen=True)
 class MergeReport:
     """The shared synapse states of a model, per post group.
 
@@ -74,9 +106,16 @@ class MergeReport:
     ----------
     groups
         One :class:`GroupInfo` per synapse state, grouped by post in model order.
+    fused
+        One :class:`FusedInfo` per post group with a fused kernel call.
+    not_fused
+        ``(projection, reason)`` for each projection built with ``fused=True`` that makes its
+        own kernel call.
     """
 
     groups: tuple[GroupInfo, ...]
+    fused: tuple[FusedInfo, ...] = ()
+    not_fused: tuple[tuple[Any, str], ...] = ()
 
     @property
     def saved_elements(self) -> int:
@@ -97,9 +136,11 @@ class MergeReport:
 
     def _headline(self) -> str:
         n_proj = sum(len(g.projections) for g in self.groups)
+        fused = (f"; {len(self.fused)} fused kernel call(s) per step for "
+                 f"{sum(len(f.projections) for f in self.fused)} projection(s)") if self.fused else ""
         return (f"{n_proj} merging projection(s) onto {len(self._posts())} post group(s) share "
                 f"{len(self.groups)} synapse state(s): {self.state_size} state elements, "
-                f"{self.saved_elements} saved by merging")
+                f"{self.saved_elements} saved by merging{fused}")
 
     def __str__(self) -> str:
         lines = [self._headline()]
@@ -112,6 +153,8 @@ class MergeReport:
                              f"saved {g.saved_elements}")
                 if g.unmerged_reason:
                     lines.append(f"      not merged: {g.unmerged_reason}")
+            lines.extend(f"  {f.text}" for f in self.fused if f.post is post)
+            lines.extend(f"  not fused: {p.name}: {why}" for p, why in self.not_fused if p.post is post)
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -124,9 +167,11 @@ class MergeReport:
                 f"<tr><td>{esc(g.post.name)}</td><td><code>{esc(g.key_text)}</code>{note}</td>"
                 f"<td>{len(g.projections)}: {members}</td><td>{g.state_size}</td><td>{g.saved_elements}</td></tr>"
             )
+        notes = [f"<li>{esc(f.post.name)}: {esc(f.text)}</li>" for f in self.fused]
+        notes += [f"<li>{esc(p.name)} not fused: {esc(why)}</li>" for p, why in self.not_fused]
         return (f"<p>{esc(self._headline())}</p><table><thead><tr><th>post</th><th>synapse -&gt; output"
                 f"</th><th>projections</th><th>state elements</th><th>saved</th></tr></thead><tbody>"
-                + "".join(rows) + "</tbody></table>")
+                + "".join(rows) + "</tbody></table>" + (f"<ul>{''.join(notes)}</ul>" if notes else ""))
 
 
 def merge_report(model_or_post: bp.DynamicalSystem) -> MergeReport:
@@ -160,12 +205,17 @@ def merge_report(model_or_post: bp.DynamicalSystem) -> MergeReport:
     if not isinstance(model_or_post, bp.DynamicalSystem):
         raise TypeError(f"merge_report: `model_or_post` must be a brainpy DynamicalSystem (a network "
                         f"or a post group), but got a {type(model_or_post).__name__}.")
-    infos = []
+    infos, fused, not_fused = [], [], []
     for node in model_or_post.nodes().subset(bp.DynamicalSystem).unique().values():
         if not hasattr(node, "before_updates"):
             continue
+        call = fused_call_of(node)
+        if call is not None:
+            fused.append(FusedInfo(node, call, tuple(call.projections), call.connectivity.nnz,
+                                   call.connectivity.nbytes))
         for group in groups_of(node):
             members = tuple(group.projections)
+            not_fused.extend((p, p.unfused_reason) for p in members if p.unfused_reason)
             if group.key is None:
                 key_text = f"{type(group.syn).__name__} -> {type(group.out).__name__} (private)"
             else:
@@ -174,4 +224,4 @@ def merge_report(model_or_post: bp.DynamicalSystem) -> MergeReport:
             size = group.state_size
             infos.append(GroupInfo(node, group, group.key, key_text, members, size,
                                    size * max(len(members) - 1, 0), group.unmerged_reason))
-    return MergeReport(tuple(infos))
+    return MergeReport(tuple(infos), tuple(fused), tuple(not_fused))
