@@ -64,6 +64,11 @@ def test_report_renders_every_section(smoke, tmp_path):
         'overhead': doc['records'],
         'kernels': [rec(kernel='csr'), rec(kernel='jit')],
         'threads': [rec(variant='unpinned'), rec(variant='taskset -c 0', pinned=True)],
+        'calls': [rec(impl='calls', kernel='jit', n_pre=160, n_post=200, bridge_fixed_us=50., native_fixed_us=2.,
+                      bridge_us_per_spike=1., native_us_per_spike=1.,
+                      us_per_call={'bridge/0.01': 60., 'bridge/0.1': 70., 'native/0.01': 5., 'native/0.1': 20.})],
+        'speed': [rec(variant='plugin'), rec(variant='plugin, fused + native', kernel_calls_per_step=1)],
+        'fusing': [rec(model='multipop', variant='merged', groups=4), rec(model='multipop', variant='fused', groups=4)],
         'merging': [rec(model='multipop', merged=True, groups=4),
                     rec(model='multipop', merged=False, groups=4)],
         'peers': [rec(impl='brian2', config='cpp_standalone'), {'impl': 'nest', 'error': 'x'}],
@@ -77,6 +82,8 @@ def test_report_renders_every_section(smoke, tmp_path):
     (results / 'microcircuit.md').write_text('## Microcircuit\n\nverbatim text\n')
     text = report.render(str(results))
     for title in ('(a) Plugin overhead', '(b) Kernel paths', 'Threads and pinning',
+                  'Kernel paths: fixed cost per call', 'Speed options on the seed network',
+                  'Fused merge groups: multi-population network',
                   'Merging: multi-population', '(c) Peers', 'Scaling with N'):
         assert '## ' + title in text, title
     assert text.rstrip().endswith('verbatim text')
