@@ -3,7 +3,7 @@ import brainpy as bp
 import brainpy.math as bm
 import numpy as np
 import pytest
-from conftest import CLASSES, build_net, run
+from ._nets import CLASSES, build_net, run
 
 import brainpy_halfproj as bhp
 

@@ -2,7 +2,7 @@
 import brainpy as bp
 import brainpy.math as bm
 import pytest
-from conftest import MERGING
+from ._nets import MERGING
 
 import brainpy_halfproj as bhp
 
