@@ -81,3 +81,43 @@ def test_report_renders_every_section(smoke, tmp_path):
         assert '## ' + title in text, title
     assert text.rstrip().endswith('verbatim text')
     assert 'Failed cases' in text
+
+
+NEST_PARAMETERS = """
+import json, sys
+sys.modules.update(brainpy=None, jax=None)  # the NEST venv has neither: importing them must fail
+sys.path.insert(0, sys.argv[1])
+import microcircuit
+prm = microcircuit.nest_parameters(float(sys.argv[2]), seed=1, fixed_delays=sys.argv[3] == 'fixed')
+print(json.dumps({k: v.tolist() if hasattr(v, 'tolist') else v for k, v in prm.items()}))
+"""
+
+
+@pytest.mark.parametrize('delays', ['normal', 'fixed'])
+def test_nest_worker_computes_its_parameters_without_brainpy(delays):
+    """The NEST worker takes the tables and scaling rules from potjans2014.py (NEST itself is not needed)."""
+    import math
+
+    from brainpy_halfproj.models import potjans2014
+
+    runs = {}
+    for scale in (1.0, 0.1):
+        proc = subprocess.run([sys.executable, '-c', NEST_PARAMETERS, BENCH, str(scale), delays],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        runs[scale] = json.loads(proc.stdout)
+    full, small = runs[1.0], runs[0.1]
+    assert full['populations'] == list(potjans2014.POPULATIONS)
+    assert sum(full['sizes']) == 77169 and sum(small['sizes']) == 7717
+    assert sum(map(sum, full['n_syn'])) == 298880970  # about 0.3 billion synapses, as published
+    assert full['dc'] == [0.0] * 8  # no compensation at full scale
+    assert small['dc'] == list(potjans2014.derive(0.1, jit_numerator=None).dc.values())
+    # NEST integrates the current exactly: the published weights, scaled, without our charge correction
+    assert math.isclose(small['weights'][0][0] * math.sqrt(0.1), 87.81, abs_tol=0.01)
+    assert math.isclose(small['weights'][0][1] / small['weights'][0][0], -4.0)
+    assert math.isclose(small['w_ext'] * math.sqrt(0.1), 87.81, abs_tol=0.01)
+    assert small['k_ext'] == [160, 150, 210, 190, 200, 190, 290, 210]
+    assert small['neuron'] == dict(C_m=250.0, tau_m=10.0, tau_syn_ex=0.5, tau_syn_in=0.5, t_ref=2.0,
+                                   E_L=-65.0, V_th=-50.0, V_reset=-65.0)
+    expected = [1.5, 0.8] * 4 if delays == 'fixed' else [None] * 8
+    assert small['fixed_delay'] == expected
