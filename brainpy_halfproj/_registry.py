@@ -32,7 +32,7 @@ import numpy as np
 
 from ._merge_key import MergeKey
 
-__all__ = ["MergeGroup", "groups_of", "join"]
+__all__ = ["MergeGroup", "groups_of", "join", "state_size"]
 
 _PREFIX = "halfproj_"
 
@@ -93,7 +93,7 @@ class MergeGroup(bp.DynamicalSystem):
     @property
     def state_size(self) -> int:
         """Number of state elements (all synapse variables) held by this group."""
-        return int(sum(np.size(v.value) for v in self.syn.vars().unique().values()))
+        return state_size(self.syn)
 
     def update(self, *args, **kwargs):
         # Upstream's ``_AlignPost.update``: integrate the synapse, bind it to the output.
@@ -102,6 +102,11 @@ class MergeGroup(bp.DynamicalSystem):
     def reset_state(self, *args, **kwargs):
         # ``syn`` and ``out`` are child nodes: ``bp.reset_state`` resets them once itself.
         pass
+
+
+def state_size(syn: Any) -> int:
+    """Number of state elements (all variables) of a synapse, shared or not."""
+    return int(sum(np.size(v.value) for v in syn.vars().unique().values()))
 
 
 def groups_of(post: Any) -> Iterator[MergeGroup]:
