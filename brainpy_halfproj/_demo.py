@@ -97,15 +97,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--all-cores", action="store_true",
                         help="on the brainpy 2.5 line, do not pin the process to one core (see BENCHMARKS.md)")
     args = parser.parse_args(argv)
+    # Validate everything before touching the process (a rejected call must leave it as it was).
+    if args.size < 10:
+        parser.error(f"--size must be at least 10, got {args.size}")
+    if args.duration <= 0:
+        parser.error(f"--duration must be positive, got {args.duration}")
     if event_kernel_library() == "brainpylib" and not args.all_cores and hasattr(os, "sched_setaffinity"):
         # brainpylib's taichi JIT-connectivity kernels hand each call to a thread pool; on a
         # few cores the cross-core hand-off costs more than the kernel. One core is faster
         # (BENCHMARKS.md, "Threads and pinning"). Threads started later inherit the mask.
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    if args.size < 10:
-        parser.error(f"--size must be at least 10, got {args.size}")
-    if args.duration <= 0:
-        parser.error(f"--duration must be positive, got {args.duration}")
 
     import matplotlib
     matplotlib.use("Agg")
