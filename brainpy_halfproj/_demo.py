@@ -13,6 +13,7 @@ import brainpy.math as bm
 import numpy as np
 
 from ._compat import event_kernel_library
+from ._progress import show_progress
 
 __all__ = ["EINet", "run_einet", "main"]
 
@@ -69,8 +70,12 @@ class EINet(bp.DynSysGroup):
         return self.N.spike.value
 
 
-def run_einet(net: bp.DynamicalSystem, n_steps: int, current: float = 20., progress_bar: bool = False) -> np.ndarray:
+def run_einet(net: bp.DynamicalSystem, n_steps: int, current: float = 20.,
+              progress: Optional[bool] = None) -> np.ndarray:
     """Run ``net`` for ``n_steps`` steps with a constant input; return the spike raster.
+
+    ``progress`` shows brainpy's progress bar: ``None`` (default) when a person is
+    watching (standard error is a terminal, or in Jupyter), else as given.
 
     Examples
     --------
@@ -79,7 +84,7 @@ def run_einet(net: bp.DynamicalSystem, n_steps: int, current: float = 20., progr
     (10, 400)
     """
     indices = np.arange(n_steps)
-    spikes = bm.for_loop(lambda i: net.step_run(i, current), indices, progress_bar=progress_bar)
+    spikes = bm.for_loop(lambda i: net.step_run(i, current), indices, progress_bar=show_progress(progress))
     return np.asarray(spikes)
 
 
@@ -93,7 +98,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--size", type=int, default=4000, help="number of neurons (default 4000)")
     parser.add_argument("--output", default="einet_raster.png", help="raster plot PNG (default einet_raster.png)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bar (shown when standard error is a terminal)")
     parser.add_argument("--all-cores", action="store_true",
                         help="on the brainpy 2.5 line, do not pin the process to one core (see BENCHMARKS.md)")
     args = parser.parse_args(argv)
@@ -117,7 +123,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     t0 = time.perf_counter()
     net = EINet(args.size)
     n_steps = int(round(args.duration / bm.get_dt()))
-    spikes = run_einet(net, n_steps, progress_bar=not args.no_progress)
+    spikes = run_einet(net, n_steps, progress=False if args.no_progress else None)
     wall = time.perf_counter() - t0
     rate = spikes.mean() / (bm.get_dt() / 1000.)
     print(f"brainpy {bp.__version__}: {args.size} neurons, {args.duration:g} ms ({n_steps} steps)")

@@ -155,16 +155,45 @@ def test_bad_arguments(kwargs, exc, match):
         microcircuit(**kwargs)
 
 
-def test_population_rates_rejects_non_positive_duration():
-    net = microcircuit(SCALE, background="dc", seed=0)
+def test_population_rates_rejects_non_positive_duration(small_net):
     with pytest.raises(ValueError, match="duration must be positive"):
-        population_rates(net, 0.0)
+        population_rates(small_net, 0.0)
 
 
-def test_simulate_rejects_unknown_record_mode():
-    net = microcircuit(SCALE, background="dc", seed=0)
+@pytest.fixture(scope="module")
+def small_net():
+    return microcircuit(SCALE, background="dc", seed=0)
+
+
+def test_simulate_rejects_unknown_record_mode(small_net):
     with pytest.raises(ValueError, match="record must be True, False or 'counts', got 'raster'"):
-        simulate(net, 1.0, record="raster")
+        simulate(small_net, 1.0, record="raster")
+
+
+@pytest.mark.parametrize("duration, exc, match", [
+    (0.04, ValueError, r"duration must cover at least one time step: 0.04 ms is 0.4 steps of dt = 0.1 ms, "
+                       r"which rounds to 0 \(durations are in ms\)"),
+    (0.0, ValueError, r"duration must cover at least one time step: 0.0 ms is 0 steps"),
+    (-5.0, ValueError, "duration must be a positive number of ms, got -5.0"),
+    (float("inf"), ValueError, "duration must be a positive number of ms, got inf"),
+    ("10", TypeError, "duration must be a number of ms, got str: '10'"),
+])
+def test_simulate_rejects_durations_with_nothing_to_simulate(small_net, duration, exc, match):
+    with pytest.raises(exc, match=match):
+        simulate(small_net, duration)
+
+
+def test_simulate_shows_progress_when_asked_or_watched(small_net, capsys):
+    simulate(small_net, 0.2)  # progress=None: pytest captures stderr, which is no terminal
+    assert capsys.readouterr().err == ""
+    counts = simulate(small_net, 0.2, record="counts", progress=True)
+    err = capsys.readouterr().err
+    assert "simulate 0.2 ms" in err and "2/2" in err
+    assert counts["L4E"].shape == (2,)
+    simulate(small_net, 0.2, progress=False)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(TypeError, match="progress must be True, False or None .*got str: 'yes'"):
+        simulate(small_net, 0.2, progress="yes")
 
 
 @pytest.mark.parametrize("kind", ["normal", "fixed"])

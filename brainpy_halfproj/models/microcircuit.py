@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
+import operator
 from typing import Any, Literal
 
 import jax
@@ -17,8 +19,10 @@ import numpy as np
 
 import brainpy as bp
 import brainpy.math as bm
+from tqdm import tqdm
 
 from .._compat import jit_prob_numerator
+from .._progress import show_progress
 from .potjans2014 import (
     CONN_PROBS,
     C_M,
@@ -347,19 +351,48 @@ def simulate(
     *,
     record: bool | Literal["counts"] = False,
     start_step: int = 0,
+    progress: bool | None = None,
 ) -> dict[str, np.ndarray] | None:
     """Advance ``model`` by ``duration`` ms in jitted loops of up to 1000 steps.
 
-    ``record=True`` returns the spikes as ``{population: bool array (steps,
-    neurons)}`` (for small models); ``record='counts'`` returns the number of
-    spikes per population and step, ``{population: int array (steps,)}``, cheap
-    at any scale; ``record=False`` returns ``None``.  ``start_step`` sets the
-    step index (and so the time) of the first step.
+    Parameters
+    ----------
+    model : Microcircuit
+    duration : float
+        Biological time in ms; rounded to whole steps of ``bm.get_dt()``, at least one.
+    record : {False, True, 'counts'}
+        ``True`` returns the spikes as ``{population: bool array (steps,
+        neurons)}`` (for small models); ``'counts'`` returns the number of
+        spikes per population and step, ``{population: int array (steps,)}``, cheap
+        at any scale; ``False`` returns ``None``.
+    start_step : int
+        The step index (and so the time) of the first step.
+    progress : bool or None
+        Show a progress bar on standard error, advanced after each loop of up to
+        1000 steps. ``None`` (default): when a person is watching (standard error
+        is a terminal, or in Jupyter).
+
+    Raises
+    ------
+    TypeError
+        If ``duration`` is not a number or ``progress`` not a bool or None.
+    ValueError
+        If ``record`` is not one of its choices, or ``duration`` is negative, not
+        finite, or shorter than half a step (nothing to simulate).
     """
     if record not in (True, False, "counts"):
         raise ValueError(f"record must be True, False or 'counts', got {record!r}")
+    if isinstance(duration, bool) or not isinstance(duration, numbers.Real):
+        raise TypeError(f"duration must be a number of ms, got {type(duration).__name__}: {duration!r}")
     dt = bm.get_dt()
+    if not math.isfinite(duration) or duration < 0:
+        raise ValueError(f"duration must be a positive number of ms, got {duration!r}")
     n = int(round(duration / dt))
+    if n < 1:
+        raise ValueError(f"duration must cover at least one time step: {duration!r} ms is "
+                         f"{duration / dt:g} steps of dt = {dt} ms, which rounds to 0 (durations are in ms)")
+    start_step = operator.index(start_step)
+    show = show_progress(progress)
     chunk = min(n, 1000)
     cache = model.__dict__.setdefault("_runners", {})
 
@@ -381,13 +414,20 @@ def simulate(
             cache[key] = bm.jit(lambda indices: bm.for_loop(body, indices))
         return cache[key]
 
+    def counters():
+        return [v.value for v in model.spike_counts.values()]
+
     outs = []
-    for s in range(0, n, chunk):
-        idx = np.arange(start_step + s, start_step + min(n, s + chunk))
-        out = runner(len(idx))(idx)
-        if record:
-            outs.append({p: np.asarray(out[p]) for p in POPULATIONS})
-    jax.block_until_ready([v.value for v in model.spike_counts.values()])
+    with tqdm(total=n, unit="step", desc=f"simulate {n * dt:g} ms", disable=not show) as bar:
+        for s in range(0, n, chunk):
+            idx = np.arange(start_step + s, start_step + min(n, s + chunk))
+            out = runner(len(idx))(idx)
+            if record:
+                outs.append({p: np.asarray(out[p]) for p in POPULATIONS})
+            if show:
+                jax.block_until_ready(counters())  # the bar moves when the steps are done
+            bar.update(len(idx))
+    jax.block_until_ready(counters())
     if record:
         return {p: np.concatenate([o[p] for o in outs]) for p in POPULATIONS}
     return None
