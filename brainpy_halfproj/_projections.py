@@ -267,8 +267,8 @@ class HalfProjAlignPost(_AlignPostProjection):
                  mode: Optional[bm.Mode] = None):
         super().__init__(name=name, mode=mode)
         self._check_common(comm, post)
-        _checks.instance(self, "syn", syn, _checks.AlignPostSynapse, "add_current")
-        _checks.instance(self, "out", out, _checks.ConductanceBinder, "bind_cond")
+        _checks.instance(self, "syn", syn, _checks.AlignPostSynapse, "add_current", "HalfProjAlignPostMg")
+        _checks.instance(self, "out", out, _checks.ConductanceBinder, "bind_cond", "HalfProjAlignPostMg")
         self._check_syn_size(syn, post)
         self.comm = comm
         self.syn = syn
@@ -317,8 +317,8 @@ class FullProjAlignPost(_AlignPostProjection):
                  mode: Optional[bm.Mode] = None):
         super().__init__(name=name, mode=mode)
         self._check_common(comm, post, pre, full=True)
-        _checks.instance(self, "syn", syn, _checks.AlignPostSynapse, "add_current")
-        _checks.instance(self, "out", out, _checks.ConductanceBinder, "bind_cond")
+        _checks.instance(self, "syn", syn, _checks.AlignPostSynapse, "add_current", "FullProjAlignPostMg")
+        _checks.instance(self, "out", out, _checks.ConductanceBinder, "bind_cond", "FullProjAlignPostMg")
         self._check_syn_size(syn, post)
         self.comm = comm
         self.syn = syn
