@@ -35,15 +35,20 @@ def test_reset_state_resets_merged_state_once(cls_name, monkeypatch):
 @pytest.mark.parametrize("cls_name", ["HalfProjAlignPostMg", "FullProjAlignPostMg"])
 def test_reset_then_rerun_reproduces_the_raster(cls_name):
     net = build_net(bhp.dyn, cls_name)
+    initial = bhp.state_dict(net)
     first = run(net, 100)
-    bp.reset_state(net)
-    second = run(net, 100)
-    # Neuron V is re-drawn from the initializer; the comparison is with a fresh upstream run after reset.
-    ref = build_net(bp.dyn, cls_name)
-    run(ref, 100)
-    bp.reset_state(ref)
-    np.testing.assert_array_equal(second, run(ref, 100))
     assert first.sum() > 0
+    bp.reset_state(net)
+    after_reset = bhp.state_dict(net)
+    # reset_state redraws the membrane potentials from their random initializer; everything
+    # else (merged synapses, delays, spikes, refractory times) is back where it started
+    redrawn = {k for k in initial if k.endswith(".V")}
+    assert redrawn and all(not np.array_equal(after_reset[k], initial[k]) for k in redrawn)
+    for k in initial.keys() - redrawn:
+        np.testing.assert_array_equal(after_reset[k], initial[k], err_msg=k)
+    # with the initial potentials put back, the rerun is the first run, spike for spike
+    bhp.load_state_dict(net, {**after_reset, **{k: initial[k] for k in redrawn}})
+    np.testing.assert_array_equal(run(net, 100), first)
 
 
 def test_jit_compiled_step_matches_for_loop():
@@ -76,12 +81,16 @@ def test_mode_reaches_the_built_synapse():
     assert spikes.shape == (20, 3, 10)
 
 
-def test_upstream_drops_mode_and_fails_with_a_shape_error():
-    """Documents the upstream bug that `mode=` fixes (README: differences)."""
+@pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
+    "upstream bug (README: differences): bp.dyn's merging projections do not pass mode= to the "
+    "synapse they build, which then has no batch axis (a shape error in the loop). This test "
+    "passes (XPASS) once upstream fixes it."))
+def test_upstream_builds_the_merged_synapse_in_the_given_mode():
     bm.random.seed(0)
     net = DenseNet(bp.dyn, bm.TrainingMode(2))
-    with pytest.raises(Exception, match=r"shape"):
-        bm.for_loop(lambda i: net.step_run(i, bm.ones((2, 5))), np.arange(3))
+    assert net.P.syn.g.shape == (2, 10)
+    spikes = bm.for_loop(lambda i: net.step_run(i, bm.ones((2, 5))), np.arange(3))
+    assert spikes.shape == (3, 2, 10)
 
 
 def test_gradients_flow_through_a_dense_comm_in_training_mode():
