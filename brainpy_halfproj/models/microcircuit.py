@@ -80,6 +80,19 @@ class _PoissonCounts(bp.DynamicalSystem):
         return jnp.searchsorted(bm.as_jax(self.cdf), bm.as_jax(u)).astype(bm.float_)
 
 
+class _SpikeCounters(bp.DynamicalSystem):
+    """Spikes per neuron since the last reset, one counter per population.
+
+    A node of its own rather than a ``bm.VarDict`` on the model: brainpy's
+    ``vars(method='relative')`` gives every entry of a VarDict held by the root node
+    the same name and fails, and checkpoints are built on those names.
+    """
+
+    def __init__(self, sizes: dict[str, int]):
+        super().__init__()
+        self.spikes = bm.VarDict({p: bm.Variable(bm.zeros(n, dtype=bm.int32)) for p, n in sizes.items()})
+
+
 _MODEL_IDS = itertools.count()
 
 
@@ -125,7 +138,8 @@ class Microcircuit(bp.DynSysGroup):
     charge_correction : float
         The factor included in every weight (see ``potjans2014.charge_correction``).
     spike_counts : dict of str to brainpy.math.Variable
-        Spikes per neuron since the last :meth:`reset_spike_counts`.
+        Spikes per neuron since the last :meth:`reset_spike_counts` (held by the
+        child node ``counters``).
     """
 
     def __init__(self, params: MicrocircuitParams, dyn: Any = None):
@@ -168,9 +182,7 @@ class Microcircuit(bp.DynSysGroup):
                 p: (jnp.asarray(entry_steps[p], dtype=jnp.int32), jnp.arange(sizes[p]))
                 for p in POPULATIONS
             }
-        self.spike_counts = bm.VarDict(
-            {p: bm.Variable(bm.zeros(sizes[p], dtype=bm.int32)) for p in POPULATIONS}
-        )
+        self.counters = _SpikeCounters(sizes)
 
         # One synapse descriptor per post population, so that all projections onto it
         # merge into a single Expon state when merged.
@@ -204,6 +216,11 @@ class Microcircuit(bp.DynSysGroup):
         self.projections = bm.NodeDict({f"{pre}->{post}": proj for pre, post, proj in routes})
         self.sources = bm.NodeDict(sources)
         self.routes = routes  # a plain list: brainpy reaches the projections through ``projections``
+
+    @property
+    def spike_counts(self) -> Any:
+        """Spikes per neuron since the last :meth:`reset_spike_counts`, per population (Variables)."""
+        return self.counters.spikes
 
     def delayed_spikes(self) -> dict[str, Any]:
         """The spikes arriving at the current step (``bp.share`` ``i``), per population.
