@@ -91,7 +91,8 @@ def worker_brainpy(a: argparse.Namespace) -> dict:
     return dict(
         simulator="brainpy", line=bp.__version__, variant=a.variant, scale=a.scale,
         background=a.background, connectivity=a.connectivity, seed=a.seed, delays=a.delays,
-        jit_correction=not a.no_jit_correction, pinned=os.sched_getaffinity(0) != set(range(os.cpu_count())), neurons=int(sum(net.sizes.values())),
+        jit_correction=not a.no_jit_correction, pinned=os.sched_getaffinity(0) != set(range(os.cpu_count())),
+        neurons=int(sum(net.sizes.values())),
         projections=len(net.projections), merge_groups=groups,
         import_s=t_import, build_s=t_build, compile_s=t_compile,
         transient_ms=n_chunks * chunk, duration_ms=a.duration,
@@ -169,7 +170,7 @@ def worker_nest(a: argparse.Namespace) -> dict:
     nest.SetKernelStatus({"resolution": 0.1, "local_num_threads": a.threads, "rng_seed": a.seed + 1,
                           "print_time": False})
     pops, recs = [], []
-    for i, p in enumerate(POP):
+    for i in range(len(POP)):
         pop = nest.Create("iaf_psc_exp", int(n[i]), params={**prm["neuron"], "I_e": float(prm["dc"][i])})
         pop.set({"V_m": nest.random.normal(mean=prm["v0_mean"][i], std=prm["v0_std"][i])})
         pops.append(pop)
@@ -279,7 +280,8 @@ def write_markdown(data: dict) -> str:
         f"Python {m.get('python', '?')}. Shared with other jobs; timing runs were serialised "
         "with a lock, but other processes may have run.",
         "",
-        "| run | neurons | build (s) | compile (s) | run (s per bio s) | × real time | peak RSS (GiB) | versions | date (UTC) |",
+        "| run | neurons | build (s) | compile (s) | run (s per bio s) | × real time | peak RSS (GiB) | versions "
+        "| date (UTC) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for k in sorted(runs):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from typing import Mapping, Union
+from collections.abc import Mapping
 
 import brainpy as bp
 import brainpy.math as bm
@@ -130,7 +130,7 @@ def _file_mode(path: str) -> int:
         return 0o666 & ~umask
 
 
-def save_checkpoint(model: bp.DynamicalSystem, path: Union[str, os.PathLike]) -> None:
+def save_checkpoint(model: bp.DynamicalSystem, path: str | os.PathLike) -> None:
     """Save ``model``'s state to an ``.npz`` file at exactly ``path``, keyed by attribute path.
 
     The file is written next to ``path`` under a temporary name and renamed over
@@ -150,10 +150,12 @@ def save_checkpoint(model: bp.DynamicalSystem, path: Union[str, os.PathLike]) ->
     state = state_dict(model)
     folder = os.path.dirname(os.path.abspath(path))
     mode = _file_mode(path)
+    arrays = {_FORMAT_KEY: np.array(FORMAT_VERSION), **state}
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{_FORMAT_KEY: np.array(FORMAT_VERSION)}, **state)
+            # numpy's stub lets a ** mapping fill savez's allow_pickle (numpy >= 2.1); keys here are paths
+            np.savez(f, **arrays)  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
@@ -164,7 +166,7 @@ def save_checkpoint(model: bp.DynamicalSystem, path: Union[str, os.PathLike]) ->
         raise
 
 
-def load_checkpoint(model: bp.DynamicalSystem, path: Union[str, os.PathLike]) -> None:
+def load_checkpoint(model: bp.DynamicalSystem, path: str | os.PathLike) -> None:
     """Load a checkpoint written by :func:`save_checkpoint` into a freshly built ``model``.
 
     Raises

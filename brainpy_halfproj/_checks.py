@@ -9,7 +9,7 @@ was given and how to fix it.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Optional, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import brainpy as bp
 
@@ -96,7 +96,7 @@ def instance(proj: Any, arg: str, value: Any, protocol: type, method: str, mergi
         )
 
 
-def comm_sizes(comm: Any) -> tuple[Optional[int], Optional[int]]:
+def comm_sizes(comm: Any) -> tuple[int | None, int | None]:
     """``(num_in, num_out)`` of a comm layer, ``None`` where the layer does not say."""
     n_in, n_out = getattr(comm, "num_in", None), getattr(comm, "num_out", None)
     conn = getattr(comm, "conn", None)
@@ -107,7 +107,7 @@ def comm_sizes(comm: Any) -> tuple[Optional[int], Optional[int]]:
     return _as_int(n_in), _as_int(n_out)
 
 
-def _as_int(n: Any) -> Optional[int]:
+def _as_int(n: Any) -> int | None:
     """``n`` as an int if it is an integer of any kind (``int``, ``numpy.int64``, ...), else ``None``."""
     return int(n) if isinstance(n, numbers.Integral) and not isinstance(n, bool) else None
 
@@ -120,7 +120,7 @@ def same_size(proj: Any, arg: str, actual: Any, expected: Any, against: str, fix
         )
 
 
-def spikes(proj: Any, x: Any, n_in: Optional[int]) -> None:
+def spikes(proj: Any, x: Any, n_in: int | None) -> None:
     shape = getattr(x, "shape", None)
     if n_in is not None and shape is not None and (len(shape) == 0 or shape[-1] != n_in):
         raise ValueError(

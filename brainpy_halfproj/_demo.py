@@ -5,8 +5,8 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Optional, Sequence
 
 import brainpy as bp
 import brainpy.math as bm
@@ -44,10 +44,11 @@ class EINet(bp.DynSysGroup):
     (400,)
     """
 
-    def __init__(self, n: int = 4000, *, dyn: Optional[ModuleType] = None):
+    def __init__(self, n: int = 4000, *, dyn: ModuleType | None = None):
         super().__init__()
         if dyn is None:
-            from . import dyn
+            from . import dyn as default_dyn
+            dyn = default_dyn
         prob = 0.02 * 4000 / n
         self.n_exc = int(n * 0.8)
         self.N = dyn.LifRef(n, V_rest=-60., V_th=-50., V_reset=-60., tau=20., tau_ref=5.,
@@ -71,7 +72,7 @@ class EINet(bp.DynSysGroup):
 
 
 def run_einet(net: bp.DynamicalSystem, n_steps: int, current: float = 20.,
-              progress: Optional[bool] = None) -> np.ndarray:
+              progress: bool | None = None) -> np.ndarray:
     """Run ``net`` for ``n_steps`` steps with a constant input; return the spike raster.
 
     ``progress`` shows brainpy's progress bar: ``None`` (default) when a person is
@@ -88,7 +89,7 @@ def run_einet(net: bp.DynamicalSystem, n_steps: int, current: float = 20.,
     return np.asarray(spikes)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m brainpy_halfproj`` (or ``brainpy-halfproj-demo``)."""
     from ._report import merge_report
 

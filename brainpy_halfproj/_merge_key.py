@@ -210,14 +210,17 @@ def _canonical(value: Any, path: str) -> Any:
             return int(value)
         if isinstance(value, numbers.Real):
             return float(value)
-        return complex(value)
+        if isinstance(value, numbers.Complex):
+            return complex(value)
     if isinstance(value, bm.Variable):  # before bm.Array: Variable subclasses it
         return _ById(value)
     if isinstance(value, (bm.Array, np.ndarray)) or _is_jax_array(value):
         try:
             return _array_value(np.asarray(value))
         except Exception as err:  # e.g. a jax tracer while building inside jit
-            raise UnkeyableError(f"{path} is an array whose values are not known here ({type(value).__name__}: {err})") from None
+            raise UnkeyableError(
+                f"{path} is an array whose values are not known here ({type(value).__name__}: {err})"
+            ) from None
     if isinstance(value, (tuple, list)):
         return (type(value).__name__, tuple(_canonical(v, f"{path}[{i}]") for i, v in enumerate(value)))
     if isinstance(value, dict):

@@ -7,7 +7,6 @@ test runs (pytest captures standard error) stay free of progress bars.
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 __all__ = ["show_progress", "watching"]
 
@@ -24,7 +23,7 @@ def watching() -> bool:
     return shell is not None and hasattr(shell, "kernel")  # a terminal IPython has no kernel
 
 
-def show_progress(progress: Optional[bool]) -> bool:
+def show_progress(progress: bool | None) -> bool:
     """Resolve a ``progress`` argument: ``True``/``False`` as given, ``None`` -> :func:`watching`.
 
     Raises

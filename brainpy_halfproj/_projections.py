@@ -8,7 +8,7 @@ values are upstream's (``brainpy.dyn.projections.align_post``).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Optional, Union
+from typing import Any
 
 import brainpy as bp
 import brainpy.math as bm
@@ -53,7 +53,7 @@ class _AlignPostProjection(bp.Projection):
                           f"set size={tuple(post.varshape) if len(post.varshape) > 1 else post.num} "
                           f"for {type(syn).__name__}")
 
-    def _register_delay(self, pre: Any, delay: Union[None, int, float]) -> Any:
+    def _register_delay(self, pre: Any, delay: None | int | float) -> Any:
         # brainpy's own delay registration: projections from one `pre` share its delay.
         delay_cls = register_delay_by_return(pre)
         delay_cls.register_entry(self.name, delay)
@@ -77,7 +77,7 @@ class _MergingProjection(_AlignPostProjection):
     merge_group: MergeGroup
     """The :class:`~brainpy_halfproj.MergeGroup` whose synapse state this projection shares."""
 
-    def _join(self, syn: Any, out: Any, post: Any, out_label: Optional[str], mode: Optional[bm.Mode]) -> None:
+    def _join(self, syn: Any, out: Any, post: Any, out_label: str | None, mode: bm.Mode | None) -> None:
         _checks.descriptor(self, "syn", syn, "add_current")
         _checks.descriptor(self, "out", out, "bind_cond")
         try:
@@ -160,8 +160,8 @@ class HalfProjAlignPostMg(_MergingProjection):
     """
 
     def __init__(self, comm: bp.DynamicalSystem, syn: Any, out: Any, post: bp.DynamicalSystem,
-                 out_label: Optional[str] = None, name: Optional[str] = None,
-                 mode: Optional[bm.Mode] = None):
+                 out_label: str | None = None, name: str | None = None,
+                 mode: bm.Mode | None = None):
         super().__init__(name=name, mode=mode)
         self._check_common(comm, post)
         self.comm = comm
@@ -210,9 +210,9 @@ class FullProjAlignPostMg(_MergingProjection):
     (True, True)
     """
 
-    def __init__(self, pre: bp.DynamicalSystem, delay: Union[None, int, float], comm: bp.DynamicalSystem,
-                 syn: Any, out: Any, post: bp.DynamicalSystem, out_label: Optional[str] = None,
-                 name: Optional[str] = None, mode: Optional[bm.Mode] = None):
+    def __init__(self, pre: bp.DynamicalSystem, delay: None | int | float, comm: bp.DynamicalSystem,
+                 syn: Any, out: Any, post: bp.DynamicalSystem, out_label: str | None = None,
+                 name: str | None = None, mode: bm.Mode | None = None):
         super().__init__(name=name, mode=mode)
         self._check_common(comm, post, pre, full=True)
         self.comm = comm
@@ -263,8 +263,8 @@ class HalfProjAlignPost(_AlignPostProjection):
     """
 
     def __init__(self, comm: bp.DynamicalSystem, syn: bp.DynamicalSystem, out: bp.DynamicalSystem,
-                 post: bp.DynamicalSystem, out_label: Optional[str] = None, name: Optional[str] = None,
-                 mode: Optional[bm.Mode] = None):
+                 post: bp.DynamicalSystem, out_label: str | None = None, name: str | None = None,
+                 mode: bm.Mode | None = None):
         super().__init__(name=name, mode=mode)
         self._check_common(comm, post)
         _checks.instance(self, "syn", syn, _checks.AlignPostSynapse, "add_current", "HalfProjAlignPostMg")
@@ -311,10 +311,10 @@ class FullProjAlignPost(_AlignPostProjection):
     True
     """
 
-    def __init__(self, pre: bp.DynamicalSystem, delay: Union[None, int, float], comm: bp.DynamicalSystem,
+    def __init__(self, pre: bp.DynamicalSystem, delay: None | int | float, comm: bp.DynamicalSystem,
                  syn: bp.DynamicalSystem, out: bp.DynamicalSystem, post: bp.DynamicalSystem,
-                 out_label: Optional[str] = None, name: Optional[str] = None,
-                 mode: Optional[bm.Mode] = None):
+                 out_label: str | None = None, name: str | None = None,
+                 mode: bm.Mode | None = None):
         super().__init__(name=name, mode=mode)
         self._check_common(comm, post, pre, full=True)
         _checks.instance(self, "syn", syn, _checks.AlignPostSynapse, "add_current", "FullProjAlignPostMg")

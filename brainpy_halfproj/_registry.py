@@ -25,7 +25,8 @@ string. A projection whose key cannot be built gets a private group with
 from __future__ import annotations
 
 import weakref
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import brainpy as bp
 import numpy as np
@@ -71,8 +72,8 @@ class MergeGroup(bp.DynamicalSystem):
     'halfproj_Expon_CUBA_0'
     """
 
-    def __init__(self, key: Optional[MergeKey], syn: Any, out: Any, storage_name: str,
-                 unmerged_reason: Optional[str] = None):
+    def __init__(self, key: MergeKey | None, syn: Any, out: Any, storage_name: str,
+                 unmerged_reason: str | None = None):
         super().__init__()
         self.syn = syn
         self.out = out
@@ -116,8 +117,8 @@ def groups_of(post: Any) -> Iterator[MergeGroup]:
             yield node
 
 
-def join(proj: Any, post: Any, key: Optional[MergeKey], build: Callable[[], tuple[Any, Any]],
-         out_label: Optional[str], unmerged_reason: Optional[str] = None,
+def join(proj: Any, post: Any, key: MergeKey | None, build: Callable[[], tuple[Any, Any]],
+         out_label: str | None, unmerged_reason: str | None = None,
          check: Callable[[Any, Any], None] = lambda syn, out: None) -> MergeGroup:
     """Add ``proj`` to the group of ``post`` whose key equals ``key``; create it if none.
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import html
-from typing import Any, Callable, Iterable, Optional, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import brainpy as bp
 
@@ -55,12 +56,12 @@ class GroupInfo:
 
     post: Any
     group: MergeGroup
-    key: Optional[MergeKey]
+    key: MergeKey | None
     key_text: str
     projections: tuple
     state_size: int
     saved_elements: int
-    unmerged_reason: Optional[str]
+    unmerged_reason: str | None
 
 
 @dataclasses.dataclass(frozen=True)

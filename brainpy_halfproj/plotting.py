@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import brainpy as bp
 import numpy as np
@@ -152,7 +152,7 @@ def _place_columns(ax: Axes, columns: tuple[list, list, list]) -> list[float]:
             break
     gap = max((1.0 - total) / 2, 0.02)
     centers = [widths[0] / 2, widths[0] + gap + widths[1] / 2, 1.0 - widths[2] / 2]
-    for x, col in zip(centers, columns):
+    for x, col in zip(centers, columns, strict=True):
         for t in col:
             t.set_x(x)
     return centers
@@ -162,7 +162,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Optional[Axes] = None) -> Axes:
+def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Axes | None = None) -> Axes:
     """Draw which projections share which synapse state, on which post group.
 
     Three columns: the align-post projections (left) point at the synapse states
@@ -254,7 +254,7 @@ def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Optional[Axes] = N
     ax.set_ylim(-0.6, n_rows - 0.05)
     ax.axis("off")
     centers = _place_columns(ax, columns)
-    for x, head in zip(centers, ("projections", "synapse states", "post groups")):
+    for x, head in zip(centers, ("projections", "synapse states", "post groups"), strict=True):
         ax.text(x, n_rows - 0.35, head, ha="center", va="bottom", fontsize=10, fontweight="bold")
     ax.set_title(f"{_plural(len(projections), 'projection')} -> {_plural(len(states), 'synapse state')} -> "
                  f"{_plural(len(posts), 'post group')}")

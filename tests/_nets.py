@@ -34,9 +34,10 @@ class HalfNet(bp.DynSysGroup):
         cls = getattr(dyn, cls_name)
         self.N = dyn.LifRef(n, **LIF, V_initializer=bp.init.Normal(-55., 2.))
         self.delay = bp.VarDelay(self.N.spike, entries={'I': None})
-        self.E = cls(bp.dnn.EventJitFPHomoLinear(ne, n, prob=prob, weight=0.6), *_syn_out(dyn, cls_name, n, 5., 0.), self.N)
-        self.E2 = cls(bp.dnn.EventJitFPHomoLinear(ne, n, prob=prob, weight=0.3), *_syn_out(dyn, cls_name, n, 5., 0.), self.N)
-        self.I = cls(bp.dnn.EventJitFPHomoLinear(ni, n, prob=prob, weight=6.7), *_syn_out(dyn, cls_name, n, 10., -80.), self.N)
+        jit = bp.dnn.EventJitFPHomoLinear
+        self.E = cls(jit(ne, n, prob=prob, weight=0.6), *_syn_out(dyn, cls_name, n, 5., 0.), self.N)
+        self.E2 = cls(jit(ne, n, prob=prob, weight=0.3), *_syn_out(dyn, cls_name, n, 5., 0.), self.N)
+        self.I = cls(jit(ni, n, prob=prob, weight=6.7), *_syn_out(dyn, cls_name, n, 10., -80.), self.N)
 
     def update(self, inp):
         spk = self.delay.at('I')
@@ -58,7 +59,8 @@ class FullNet(bp.DynSysGroup):
         self.I = dyn.LifRef(ni, **LIF, V_initializer=bp.init.Normal(-55., 2.))
         jit = bp.dnn.EventJitFPHomoLinear
         self.E2E = cls(self.E, 0.1, jit(ne, ne, prob=prob, weight=0.6), *_syn_out(dyn, cls_name, ne, 5., 0.), self.E)
-        self.E2E_slow = cls(self.E, 1.0, jit(ne, ne, prob=prob, weight=0.3), *_syn_out(dyn, cls_name, ne, 5., 0.), self.E)
+        self.E2E_slow = cls(self.E, 1.0, jit(ne, ne, prob=prob, weight=0.3), *_syn_out(dyn, cls_name, ne, 5., 0.),
+                            self.E)
         self.E2I = cls(self.E, 0.1, jit(ne, ni, prob=prob, weight=0.6), *_syn_out(dyn, cls_name, ni, 5., 0.), self.I)
         self.I2E = cls(self.I, 0.1, jit(ni, ne, prob=prob, weight=6.7), *_syn_out(dyn, cls_name, ne, 10., -80.), self.E)
         self.I2I = cls(self.I, 0.1, jit(ni, ni, prob=prob, weight=6.7), *_syn_out(dyn, cls_name, ni, 10., -80.), self.I)

@@ -4,9 +4,9 @@ import brainpy.math as bm
 import numpy as np
 import pytest
 
-from ._nets import CLASSES, MERGING
-
 import brainpy_halfproj as bhp
+
+from ._nets import CLASSES, MERGING
 
 N = 40
 

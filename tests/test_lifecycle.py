@@ -10,9 +10,10 @@ import brainpy as bp
 import brainpy.math as bm
 import numpy as np
 import pytest
-from ._nets import build_net, run
 
 import brainpy_halfproj as bhp
+
+from ._nets import build_net, run
 
 
 @pytest.mark.parametrize("cls_name", ["HalfProjAlignPostMg", "FullProjAlignPostMg"])

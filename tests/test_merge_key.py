@@ -4,7 +4,6 @@ from __future__ import annotations
 import inspect
 
 import brainpy as bp
-import brainpy.math as bm
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -136,8 +135,10 @@ def test_an_unkeyable_default_does_not_hide_the_argument():
     class Opaque:
         pass
 
+    opaque = Opaque()
+
     class WithOpaqueDefault(bp.dyn.Expon):
-        def __init__(self, size, tau=8., extra=Opaque()):
+        def __init__(self, size, tau=8., extra=opaque):
             super().__init__(size, tau=tau)
 
     spec = bhp.describe(WithOpaqueDefault.desc(4, extra=(1, 2)))

@@ -6,20 +6,19 @@ share one run.
 """
 import math
 
-import numpy as np
-import pytest
-
 import brainpy as bp
 import brainpy.math as bm
+import numpy as np
+import pytest
 
 import brainpy_halfproj as bhp
 from brainpy_halfproj._compat import jit_prob_numerator
 from brainpy_halfproj.models import (
     CONN_PROBS,
-    Microcircuit,
     FULL_SIZES,
     POPULATIONS,
     PUBLISHED_RATES,
+    Microcircuit,
     derive,
     microcircuit,
     population_rates,

@@ -157,7 +157,8 @@ def test_mode_is_part_of_the_key(expon, coba):
 def test_storage_names_are_stable_and_readable(post, coba):
     a = proj(post, bp.dyn.Expon.desc(N, tau=5.), coba)
     b = proj(post, bp.dyn.Expon.desc(N, tau=6.), bp.dyn.CUBA.desc())
-    assert (a.merge_group.storage_name, b.merge_group.storage_name) == ("halfproj_Expon_COBA_0", "halfproj_Expon_CUBA_1")
+    names = (a.merge_group.storage_name, b.merge_group.storage_name)
+    assert names == ("halfproj_Expon_COBA_0", "halfproj_Expon_CUBA_1")
     assert post.get_bef_update("halfproj_Expon_COBA_0") is a.merge_group
 
 

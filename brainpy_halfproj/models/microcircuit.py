@@ -13,19 +13,18 @@ import numbers
 import operator
 from typing import Any, Literal
 
+import brainpy as bp
+import brainpy.math as bm
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-import brainpy as bp
-import brainpy.math as bm
 from tqdm import tqdm
 
 from .._compat import jit_prob_numerator
 from .._progress import show_progress
 from .potjans2014 import (
-    CONN_PROBS,
     C_M,
+    CONN_PROBS,
     E_L,
     FULL_SIZES,
     K_EXT,

@@ -96,7 +96,7 @@ POPULATIONS: tuple[str, ...] = ("L23E", "L23I", "L4E", "L4I", "L5E", "L5I", "L6E
 
 #: Number of neurons per population at full scale (77,169 in all).
 FULL_SIZES: dict[str, int] = dict(
-    zip(POPULATIONS, (20683, 5834, 21915, 5479, 4850, 1065, 14395, 2948))
+    zip(POPULATIONS, (20683, 5834, 21915, 5479, 4850, 1065, 14395, 2948), strict=True)
 )
 
 #: Connection probabilities, ``CONN_PROBS[target, source]`` (paper, Table 5).
@@ -115,13 +115,13 @@ CONN_PROBS: np.ndarray = np.array(
 CONN_PROBS.setflags(write=False)
 
 #: In-degree of the Poisson background per population at full scale.
-K_EXT: dict[str, int] = dict(zip(POPULATIONS, (1600, 1500, 2100, 1900, 2000, 1900, 2900, 2100)))
+K_EXT: dict[str, int] = dict(zip(POPULATIONS, (1600, 1500, 2100, 1900, 2000, 1900, 2900, 2100), strict=True))
 
 #: Full-scale mean rates (spikes/s) of the PyNEST reference implementation
 #: (``full_mean_rates`` in NEST 3's ``Potjans_2014/network_params.py``: 12 MPI
 #: processes, N and K scaling 1, Poisson background, fixed total number of synapses).
 PUBLISHED_RATES: dict[str, float] = dict(
-    zip(POPULATIONS, (0.943, 3.026, 4.368, 5.882, 7.733, 8.664, 1.096, 7.851))
+    zip(POPULATIONS, (0.943, 3.026, 4.368, 5.882, 7.733, 8.664, 1.096, 7.851), strict=True)
 )
 
 # Neuron and synapse parameters (paper, Table 5; NEST ``net_dict['neuron_params']``).
@@ -141,9 +141,9 @@ DELAY_REL_STD = 0.5  # relative spread of the normally distributed delays
 BG_RATE = 8.0  # spikes/s per background input
 #: 'optimized' initial membrane potentials of the NEST implementation (mean, std in mV).
 V0_MEAN: dict[str, float] = dict(
-    zip(POPULATIONS, (-68.28, -63.16, -63.33, -63.45, -63.11, -61.66, -66.72, -61.43))
+    zip(POPULATIONS, (-68.28, -63.16, -63.33, -63.45, -63.11, -61.66, -66.72, -61.43), strict=True)
 )
-V0_STD: dict[str, float] = dict(zip(POPULATIONS, (5.36, 4.57, 4.74, 4.94, 4.94, 4.55, 5.46, 4.48)))
+V0_STD: dict[str, float] = dict(zip(POPULATIONS, (5.36, 4.57, 4.74, 4.94, 4.94, 4.55, 5.46, 4.48), strict=True))
 
 _BACKGROUNDS = ("poisson", "dc")
 _CONNECTIVITIES = ("multapse", "matched", "table")
@@ -463,8 +463,8 @@ def derive(
     for i in range(8):
         for j in range(8):
             if CONN_PROBS[i, j] > 0:
-                p = float(CONN_PROBS[i, j])
-                prob[i, j] = p if connectivity == "table" else multapse_mean(p, full_n[j], full_n[i])
+                table_p = float(CONN_PROBS[i, j])
+                prob[i, j] = table_p if connectivity == "table" else multapse_mean(table_p, full_n[j], full_n[i])
     indegree_full = prob * full_n[None, :]
     k_ext = {p: int(round(K_EXT[p] * scale)) for p in POPULATIONS}
 
