@@ -116,6 +116,8 @@ class Microcircuit(bp.DynSysGroup):
 
     Raises
     ------
+    TypeError
+        If ``params`` is not a ``MicrocircuitParams``.
     ValueError
         If ``params.dt`` is not brainpy's current time step.
 
