@@ -39,6 +39,8 @@ import brainpy.math as bm
 import jax.numpy as jnp
 import numpy as np
 
+from ._compat import assign
+
 __all__ = ["CheckpointError", "FORMAT_VERSION", "state_dict", "load_state_dict", "save_checkpoint",
            "load_checkpoint"]
 
@@ -117,7 +119,7 @@ def load_state_dict(model: bp.DynamicalSystem, state: Mapping[str, np.ndarray]) 
                 f"variable has shape {old.shape} and dtype {old.dtype}. Build the model with the same sizes."
             )
     for path, var in variables.items():
-        var.value = jnp.asarray(state[path])
+        assign(var, jnp.asarray(state[path]))
 
 
 def _file_mode(path: str) -> int:

@@ -11,13 +11,16 @@ are private or moved between lines are resolved here.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import brainpy as bp
+import brainpy.math as bm
 
 __all__ = [
     "BRAINPY_VERSION",
     "ParamDescriber",
     "register_delay_by_return",
+    "assign",
     "delay_identifier",
     "LEGACY_ALIASES",
     "upstream_dyn_names",
@@ -51,6 +54,19 @@ LEGACY_ALIASES: dict[str, str] = {
     "ProjAlignPost1": "HalfProjAlignPost",
     "ProjAlignPost2": "FullProjAlignPost",
 }
+
+
+def assign(var: Any, value: Any) -> None:
+    """Set the value of a state variable found by ``model.vars()``.
+
+    On brainpy 2.5 a ``bm.random.RandomState`` is such a variable, but its ``value``
+    property has no setter; its public ``seed(key)`` sets the key. (On 2.8 a
+    RandomState is a brainstate state, which ``vars()`` does not list.)
+    """
+    if BRAINPY_VERSION < (2, 6) and isinstance(var, bm.random.RandomState):
+        var.seed(value)
+    else:
+        var.value = value
 
 
 def upstream_dyn_names() -> list[str]:

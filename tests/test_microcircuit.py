@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import brainpy_halfproj as bhp
-from brainpy_halfproj._compat import jit_prob_numerator
+from brainpy_halfproj._compat import BRAINPY_VERSION, jit_prob_numerator
 from brainpy_halfproj.models import (
     CONN_PROBS,
     FULL_SIZES,
@@ -310,11 +310,18 @@ def test_params_must_be_derived_for_brainpys_time_step():
 def test_the_model_checkpoints(tmp_path):
     """brainpy's vars() fails on a VarDict held by the root node; the counters are a node of their own."""
     net = microcircuit(SCALE, seed=0)
-    state = bhp.state_dict(net)
-    assert {f"counters.spikes-{p}" for p in POPULATIONS} <= set(state)
+    assert {f"counters.spikes-{p}" for p in POPULATIONS} <= set(bhp.state_dict(net))
     assert net.spike_counts["L4E"] is net.counters.spikes["L4E"]
     net.spike_counts["L4E"].value = net.spike_counts["L4E"].value + 3
+    net.sources["L4E"].rng.split_key()  # advance the background's random state
     bhp.save_checkpoint(net, tmp_path / "mc.npz")
     fresh = microcircuit(SCALE, seed=0)
     bhp.load_checkpoint(fresh, tmp_path / "mc.npz")
     assert int(np.asarray(fresh.spike_counts["L4E"].value).sum()) == 3 * net.sizes["L4E"]
+    saved, loaded = bhp.state_dict(net), bhp.state_dict(fresh)
+    for key in saved:
+        np.testing.assert_array_equal(loaded[key], saved[key], err_msg=key)
+    # The Poisson sources' random states are variables on brainpy 2.5 (saved and restored, though
+    # their value has no setter there); on 2.8 they are brainstate states that vars() does not list.
+    rng_keys = [k for k in saved if k.endswith(".rng")]
+    assert len(rng_keys) == (8 if BRAINPY_VERSION < (2, 6) else 0)
