@@ -107,9 +107,9 @@ def main(argv=None):
 
     t_import = time.perf_counter()
     sys.path.insert(0, HERE)
-    import numpy as np
     import brainpy as bp
     import brainpy.math as bm
+    import numpy as np
     import workloads
     import brainpy_halfproj
     if args.native:
@@ -188,11 +188,12 @@ def main_ab(args):
     if args.pin_self:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     sys.path.insert(0, HERE)
-    import numpy as np
     import brainpy as bp
     import brainpy.math as bm
-    import brainpy_halfproj
+    import numpy as np
     import workloads
+
+    import brainpy_halfproj
     bm.set_dt(0.1)
     runs, out = {}, dict(impl='ab', kernel=args.kernel, model='einet', n=args.n, steps=args.steps,
                          plugin_file=brainpy_halfproj.__file__, versions=versions())
@@ -215,7 +216,7 @@ def main_ab(args):
     for k in range(args.ab):
         order = ('upstream', 'plugin') if k % 2 == 0 else ('plugin', 'upstream')
         for impl in order:
-            o = wait_for_quiet(max_wait_s=3.)
+            wait_for_quiet(max_wait_s=3.)
             idx = np.arange(args.steps) + (k + 1) * args.steps
             b0, c0, t0 = cpu_busy_s(), own_cpu_s(), time.perf_counter()
             counts = np.asarray(jax_block(runs[impl](idx)))
@@ -225,7 +226,7 @@ def main_ab(args):
             times[impl].append(dt)
             spikes[impl] += float(counts.sum())
     bio_s = args.steps * 0.1e-3 * args.ab
-    ratios = [p / u for p, u in zip(times['plugin'], times['upstream'])]
+    ratios = [p / u for p, u in zip(times['plugin'], times['upstream'], strict=True)]
     out.update(upstream_run_s=times['upstream'], plugin_run_s=times['plugin'], ratios=ratios,
                median_ratio=float(np.median(ratios)),
                upstream_rate_hz=spikes['upstream'] / args.n / bio_s,
@@ -292,18 +293,21 @@ def main_compare(args):
     import collections
     import re
     sys.path.insert(0, HERE)
-    import jax
-    import numpy as np
     import brainpy as bp
     import brainpy.math as bm
-    import brainpy_halfproj
+    import jax
+    import numpy as np
     import workloads
+
+    import brainpy_halfproj
     bm.set_dt(0.1)
     texts, out = {}, dict(impl='compare', kernel=args.kernel, model='einet', n=args.n,
                           versions=versions(), plugin_file=brainpy_halfproj.__file__)
     for impl, dyn in (('upstream', bp.dyn), ('plugin', brainpy_halfproj.dyn)):
         model = workloads.make_einet(dyn, n=args.n, kernel=args.kernel, seed=args.seed)
-        fn = lambda xs, m=model: bm.for_loop(lambda i: bm.sum(m.step_run(i, workloads.I_EXT)), xs)
+        def fn(xs, m=model):
+            return bm.for_loop(lambda i: bm.sum(m.step_run(i, workloads.I_EXT)), xs)
+
         texts[impl] = str(jax.make_jaxpr(fn)(np.arange(10)))
         out[f'{impl}_jaxpr_lines'] = len(texts[impl].splitlines())
         out[f'{impl}_state_vars'] = len(model.vars().unique())
@@ -328,7 +332,7 @@ def main_compare(args):
     # in the scan carry): the same computation with its carried state listed in another order
     out['same_up_to_state_order'] = all(
         sorted(re.findall(r'[a-z]+\d*\[[\d,]*\]', a)) == sorted(re.findall(r'[a-z]+\d*\[[\d,]*\]', b))
-        for a, b in zip([x[1:] for x in diff if x[0] == '-'], [x[1:] for x in diff if x[0] == '+']))
+        for a, b in zip([x[1:] for x in diff if x[0] == '-'], [x[1:] for x in diff if x[0] == '+'], strict=False))
     print('RESULT ' + json.dumps(out), flush=True)
 
 

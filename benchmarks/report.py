@@ -106,14 +106,14 @@ def sec_machine(docs):
                 vers[v['brainpy']] = v
             elif v:
                 vers[r.get('impl', '?')] = v
-    lines = [f"## Machine and versions\n",
+    lines = ["## Machine and versions\n",
              f"- CPU: {m['cpu']} ({m['cores']} cores), {f(m['mem_gib'], '{:.0f}')} GiB RAM, "
              f"{m['os']}; shared with other developers' jobs (timed runs hold "
              f"`flock /tmp/halfproj-cpu.lock`, but not every job on the machine does: see the "
              f"`others (cores)` columns).",
              f"- Code: commit `{m.get('commit', '?')}` of this repository (plugin imported from "
              f"the working tree via PYTHONPATH).",
-             f"- Generated from results dated: " + ', '.join(
+             "- Generated from results dated: " + ', '.join(
                  f"{k} {d['machine']['date']}" for k, d in docs.items()) + '.']
     for k, v in sorted(vers.items()):
         lines.append(f"- `{k}`: " + ', '.join(f'{a} {b}' for a, b in sorted(v.items())))

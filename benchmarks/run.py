@@ -449,7 +449,7 @@ def main(argv=None):
                     prior = json.load(f)['records']
             doc = dict(section=name, smoke=args.smoke, machine=machine_info(), _t0=time.perf_counter(),
                        config={k: v for k, v in vars(cfg).items() if k != 'records'})
-            cfg.records = lambda: SavedRecords(path, doc, prior)
+            cfg.records = lambda path=path, doc=doc, prior=prior: SavedRecords(path, doc, prior)
             globals()['sec_' + name](cfg).save()
 
     CPU_LOCK.release()

@@ -96,7 +96,7 @@ def make_multipop(dyn=bp.dyn, n_groups=8, n_pop=500, merged=True, kernel='jit', 
 
         def update(self, inp):
             spikes = [p.spike.value for p in self.pops]  # last step's spikes
-            for i, proj in zip(self.pre_of, self.projs):
+            for i, proj in zip(self.pre_of, self.projs, strict=True):
                 proj(spikes[i])
             for p in self.pops:
                 p(inp)

@@ -6,6 +6,7 @@ from importlib.metadata import version as _version
 
 from . import dyn as dyn
 from . import plotting as plotting
+from ._checkpoint import FORMAT_VERSION as FORMAT_VERSION
 from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import load_checkpoint as load_checkpoint
 from ._checkpoint import load_state_dict as load_state_dict

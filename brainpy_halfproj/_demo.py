@@ -5,14 +5,15 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Optional, Sequence
 
 import brainpy as bp
 import brainpy.math as bm
 import numpy as np
 
 from ._compat import event_kernel_library
+from ._progress import show_progress
 
 __all__ = ["EINet", "run_einet", "main"]
 
@@ -43,10 +44,11 @@ class EINet(bp.DynSysGroup):
     (400,)
     """
 
-    def __init__(self, n: int = 4000, *, dyn: Optional[ModuleType] = None):
+    def __init__(self, n: int = 4000, *, dyn: ModuleType | None = None):
         super().__init__()
         if dyn is None:
-            from . import dyn
+            from . import dyn as default_dyn
+            dyn = default_dyn
         prob = 0.02 * 4000 / n
         self.n_exc = int(n * 0.8)
         self.N = dyn.LifRef(n, V_rest=-60., V_th=-50., V_reset=-60., tau=20., tau_ref=5.,
@@ -69,8 +71,12 @@ class EINet(bp.DynSysGroup):
         return self.N.spike.value
 
 
-def run_einet(net: bp.DynamicalSystem, n_steps: int, current: float = 20., progress_bar: bool = False) -> np.ndarray:
+def run_einet(net: bp.DynamicalSystem, n_steps: int, current: float = 20.,
+              progress: bool | None = None) -> np.ndarray:
     """Run ``net`` for ``n_steps`` steps with a constant input; return the spike raster.
+
+    ``progress`` shows brainpy's progress bar: ``None`` (default) when a person is
+    watching (standard error is a terminal, or in Jupyter), else as given.
 
     Examples
     --------
@@ -79,11 +85,11 @@ def run_einet(net: bp.DynamicalSystem, n_steps: int, current: float = 20., progr
     (10, 400)
     """
     indices = np.arange(n_steps)
-    spikes = bm.for_loop(lambda i: net.step_run(i, current), indices, progress_bar=progress_bar)
+    spikes = bm.for_loop(lambda i: net.step_run(i, current), indices, progress_bar=show_progress(progress))
     return np.asarray(spikes)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m brainpy_halfproj`` (or ``brainpy-halfproj-demo``)."""
     from ._report import merge_report
 
@@ -93,19 +99,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--size", type=int, default=4000, help="number of neurons (default 4000)")
     parser.add_argument("--output", default="einet_raster.png", help="raster plot PNG (default einet_raster.png)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bar (shown when standard error is a terminal)")
     parser.add_argument("--all-cores", action="store_true",
                         help="on the brainpy 2.5 line, do not pin the process to one core (see BENCHMARKS.md)")
     args = parser.parse_args(argv)
+    # Validate everything before touching the process (a rejected call must leave it as it was).
+    if args.size < 10:
+        parser.error(f"--size must be at least 10, got {args.size}")
+    if args.duration <= 0:
+        parser.error(f"--duration must be positive, got {args.duration}")
     if event_kernel_library() == "brainpylib" and not args.all_cores and hasattr(os, "sched_setaffinity"):
         # brainpylib's taichi JIT-connectivity kernels hand each call to a thread pool; on a
         # few cores the cross-core hand-off costs more than the kernel. One core is faster
         # (BENCHMARKS.md, "Threads and pinning"). Threads started later inherit the mask.
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    if args.size < 10:
-        parser.error(f"--size must be at least 10, got {args.size}")
-    if args.duration <= 0:
-        parser.error(f"--duration must be positive, got {args.duration}")
 
     import matplotlib
     matplotlib.use("Agg")
@@ -116,7 +124,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     t0 = time.perf_counter()
     net = EINet(args.size)
     n_steps = int(round(args.duration / bm.get_dt()))
-    spikes = run_einet(net, n_steps, progress_bar=not args.no_progress)
+    spikes = run_einet(net, n_steps, progress=False if args.no_progress else None)
     wall = time.perf_counter() - t0
     rate = spikes.mean() / (bm.get_dt() / 1000.)
     print(f"brainpy {bp.__version__}: {args.size} neurons, {args.duration:g} ms ({n_steps} steps)")

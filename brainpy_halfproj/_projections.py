@@ -8,7 +8,7 @@ values are upstream's (``brainpy.dyn.projections.align_post``).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Optional, Union
+from typing import Any
 
 import brainpy as bp
 import brainpy.math as bm
@@ -53,7 +53,7 @@ class _AlignPostProjection(bp.Projection):
                           f"set size={tuple(post.varshape) if len(post.varshape) > 1 else post.num} "
                           f"for {type(syn).__name__}")
 
-    def _register_delay(self, pre: Any, delay: Union[None, int, float]) -> Any:
+    def _register_delay(self, pre: Any, delay: None | int | float) -> Any:
         # brainpy's own delay registration: projections from one `pre` share its delay.
         delay_cls = register_delay_by_return(pre)
         delay_cls.register_entry(self.name, delay)
@@ -76,12 +76,12 @@ class _MergingProjection(_AlignPostProjection):
 
     merge_group: MergeGroup
     """The :class:`~brainpy_halfproj.MergeGroup` whose synapse state this projection shares."""
-    fused_call: Optional[_fused.FusedCall] = None
+    fused_call: _fused.FusedCall | None = None
     """The post group's :class:`~brainpy_halfproj.FusedCall` this projection adds through, or ``None``."""
-    unfused_reason: Optional[str] = None
+    unfused_reason: str | None = None
     """Why a projection built with ``fused=True`` makes its own kernel call (``None`` otherwise)."""
 
-    def _join(self, syn: Any, out: Any, post: Any, out_label: Optional[str], mode: Optional[bm.Mode],
+    def _join(self, syn: Any, out: Any, post: Any, out_label: str | None, mode: bm.Mode | None,
               fused: bool = False) -> None:
         _checks.descriptor(self, "syn", syn, "add_current")
         _checks.descriptor(self, "out", out, "bind_cond")
@@ -186,8 +186,8 @@ class HalfProjAlignPostMg(_MergingProjection):
     """
 
     def __init__(self, comm: bp.DynamicalSystem, syn: Any, out: Any, post: bp.DynamicalSystem,
-                 out_label: Optional[str] = None, name: Optional[str] = None,
-                 mode: Optional[bm.Mode] = None, *, fused: bool = False):
+                 out_label: str | None = None, name: str | None = None,
+                 mode: bm.Mode | None = None, *, fused: bool = False):
         super().__init__(name=name, mode=mode)
         self._check_common(comm, post)
         self.comm = comm
@@ -236,9 +236,9 @@ class FullProjAlignPostMg(_MergingProjection):
     (True, True)
     """
 
-    def __init__(self, pre: bp.DynamicalSystem, delay: Union[None, int, float], comm: bp.DynamicalSystem,
-                 syn: Any, out: Any, post: bp.DynamicalSystem, out_label: Optional[str] = None,
-                 name: Optional[str] = None, mode: Optional[bm.Mode] = None, *, fused: bool = False):
+    def __init__(self, pre: bp.DynamicalSystem, delay: None | int | float, comm: bp.DynamicalSystem,
+                 syn: Any, out: Any, post: bp.DynamicalSystem, out_label: str | None = None,
+                 name: str | None = None, mode: bm.Mode | None = None, *, fused: bool = False):
         super().__init__(name=name, mode=mode)
         self._check_common(comm, post, pre, full=True)
         self.comm = comm
@@ -289,12 +289,12 @@ class HalfProjAlignPost(_AlignPostProjection):
     """
 
     def __init__(self, comm: bp.DynamicalSystem, syn: bp.DynamicalSystem, out: bp.DynamicalSystem,
-                 post: bp.DynamicalSystem, out_label: Optional[str] = None, name: Optional[str] = None,
-                 mode: Optional[bm.Mode] = None):
+                 post: bp.DynamicalSystem, out_label: str | None = None, name: str | None = None,
+                 mode: bm.Mode | None = None):
         super().__init__(name=name, mode=mode)
         self._check_common(comm, post)
-        _checks.instance(self, "syn", syn, _checks.AlignPostSynapse, "add_current")
-        _checks.instance(self, "out", out, _checks.ConductanceBinder, "bind_cond")
+        _checks.instance(self, "syn", syn, _checks.AlignPostSynapse, "add_current", "HalfProjAlignPostMg")
+        _checks.instance(self, "out", out, _checks.ConductanceBinder, "bind_cond", "HalfProjAlignPostMg")
         self._check_syn_size(syn, post)
         self.comm = comm
         self.syn = syn
@@ -337,14 +337,14 @@ class FullProjAlignPost(_AlignPostProjection):
     True
     """
 
-    def __init__(self, pre: bp.DynamicalSystem, delay: Union[None, int, float], comm: bp.DynamicalSystem,
+    def __init__(self, pre: bp.DynamicalSystem, delay: None | int | float, comm: bp.DynamicalSystem,
                  syn: bp.DynamicalSystem, out: bp.DynamicalSystem, post: bp.DynamicalSystem,
-                 out_label: Optional[str] = None, name: Optional[str] = None,
-                 mode: Optional[bm.Mode] = None):
+                 out_label: str | None = None, name: str | None = None,
+                 mode: bm.Mode | None = None):
         super().__init__(name=name, mode=mode)
         self._check_common(comm, post, pre, full=True)
-        _checks.instance(self, "syn", syn, _checks.AlignPostSynapse, "add_current")
-        _checks.instance(self, "out", out, _checks.ConductanceBinder, "bind_cond")
+        _checks.instance(self, "syn", syn, _checks.AlignPostSynapse, "add_current", "FullProjAlignPostMg")
+        _checks.instance(self, "out", out, _checks.ConductanceBinder, "bind_cond", "FullProjAlignPostMg")
         self._check_syn_size(syn, post)
         self.comm = comm
         self.syn = syn

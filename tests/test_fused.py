@@ -6,7 +6,7 @@ import brainpy.math as bm
 import jax
 import numpy as np
 import pytest
-from conftest import LIF
+from ._nets import LIF
 
 import brainpy_halfproj as bhp
 

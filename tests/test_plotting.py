@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 import brainpy_halfproj as bhp  # noqa: E402
 from brainpy_halfproj.plotting import plot_merge_diagram  # noqa: E402
 
-from conftest import build_net  # noqa: E402
+from ._nets import build_net  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
