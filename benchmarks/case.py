@@ -111,6 +111,7 @@ def main(argv=None):
     import brainpy.math as bm
     import numpy as np
     import workloads
+
     import brainpy_halfproj
     if args.native:
         brainpy_halfproj.use_native_kernels()
@@ -157,6 +158,7 @@ def main(argv=None):
 
     bio_s = args.steps * 0.1e-3
     import re
+
     import jax
     # custom calls in the compiled step (the lowered text may hold one call in a shared function)
     hlo = jax.jit(lambda i: body(i)).lower(0).compile().as_text()
@@ -248,8 +250,7 @@ def main_calls(args):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     import jax
     import numpy as np
-    import brainpy as bp
-    import brainpy.math as bm
+
     import brainpy_halfproj as bhp
     sys.path.insert(0, HERE)
     import workloads

@@ -34,11 +34,12 @@ How
 from __future__ import annotations
 
 import weakref
-from typing import Any, Optional
+from typing import Any
 
 import brainpy as bp
 import brainpy.math as bm
 import jax.numpy as jnp
+
 from ._connectivity import EVENT_LAYERS, SparseRows, read_connectivity, stack_blocks
 
 __all__ = ["FusedCall", "why_not_fused", "fused_call_of", "join_fused"]
@@ -46,7 +47,7 @@ __all__ = ["FusedCall", "why_not_fused", "fused_call_of", "join_fused"]
 _NAME = "halfproj_fused"
 
 
-def why_not_fused(comm: Any, mode: Optional[bm.Mode], post: Any) -> Optional[str]:
+def why_not_fused(comm: Any, mode: bm.Mode | None, post: Any) -> str | None:
     """``None`` if a projection with this ``comm`` can be fused onto ``post``, else the reason."""
     effective = bm.get_mode() if mode is None else mode
     if type(comm).__name__ not in EVENT_LAYERS:
@@ -85,7 +86,8 @@ class FusedCall(bp.DynamicalSystem):
 
     def __init__(self, post: Any):
         super().__init__()
-        self._post = weakref.ref(post)
+        self.post_size = int(post.num)
+        """Number of post neurons; each merge group takes this many columns."""
         self._members: list[tuple[weakref.ref, Any, SparseRows]] = []  # (projection, group, its synapses)
         self.buffers = bm.VarList()
         self.connectivity = stack_blocks([], (0, 0))
@@ -113,16 +115,16 @@ class FusedCall(bp.DynamicalSystem):
 
     def add(self, proj: Any, group: Any, n_pre: int) -> None:
         """Add a member: read out its synapses and stack them under the others'."""
-        post = self._post()
-        self._members.append((weakref.ref(proj), group, read_connectivity(proj.comm, n_pre, post.num)))
+        n_post = self.post_size
+        self._members.append((weakref.ref(proj), group, read_connectivity(proj.comm, n_pre, n_post)))
         self.buffers.append(bm.Variable(bm.zeros(n_pre, dtype=bool)))
         groups = self.groups
         blocks, row = [], 0
         for _, member_group, rows in self._members:
-            column = next(i for i, g in enumerate(groups) if g is member_group) * post.num
+            column = next(i for i, g in enumerate(groups) if g is member_group) * n_post
             blocks.append((rows, row, column))
             row += rows.shape[0]
-        self.connectivity = stack_blocks(blocks, (row, len(groups) * post.num))
+        self.connectivity = stack_blocks(blocks, (row, len(groups) * n_post))
         index_type = jnp.int32 if self.connectivity.nnz < 2**31 else jnp.int64
         self._arrays = (jnp.asarray(self.connectivity.data),
                         jnp.asarray(self.connectivity.indices, dtype=index_type),
@@ -136,21 +138,21 @@ class FusedCall(bp.DynamicalSystem):
         self.buffers[index].value = x if x.dtype == jnp.bool_ else x > 0
 
     def update(self, *args: Any, **kwargs: Any) -> None:
-        post = self._post()
+        n = self.post_size
         data, indices, indptr = self._arrays
         spikes = jnp.concatenate([buffer.value for buffer in self.buffers])
         for buffer in self.buffers:
             buffer.value = jnp.zeros_like(buffer.value)
         current = bm.event.csrmv(data, indices, indptr, spikes, shape=self.shape, transpose=True)
         for i, group in enumerate(self.groups):
-            group.syn.add_current(current[i * post.num:(i + 1) * post.num])
+            group.syn.add_current(current[i * n:(i + 1) * n])
 
     def reset_state(self, *args: Any, **kwargs: Any) -> None:
         for buffer in self.buffers:
             buffer.value = jnp.zeros_like(buffer.value)
 
 
-def fused_call_of(post: Any) -> Optional[FusedCall]:
+def fused_call_of(post: Any) -> FusedCall | None:
     """The post group's :class:`FusedCall`, or ``None``."""
     node = post.before_updates.get(_NAME) if hasattr(post, "before_updates") else None
     return node if isinstance(node, FusedCall) else None

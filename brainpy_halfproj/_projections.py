@@ -104,6 +104,7 @@ class _MergingProjection(_AlignPostProjection):
         if fused:
             self.unfused_reason = _fused.why_not_fused(self.comm, mode, post)
             if self.unfused_reason is None:
+                assert self._n_in is not None  # event layers say their sizes
                 self.fused_call = _fused.join_fused(self, post, self.merge_group, self._n_in)
 
     def _add_to_shared(self, x: Any) -> Any:

@@ -208,7 +208,9 @@ def merge_report(model_or_post: bp.DynamicalSystem) -> MergeReport:
     if not isinstance(model_or_post, bp.DynamicalSystem):
         raise TypeError(f"merge_report: `model_or_post` must be a brainpy DynamicalSystem (a network "
                         f"or a post group), but got a {type(model_or_post).__name__}.")
-    infos, fused, not_fused = [], [], []
+    infos: list[GroupInfo] = []
+    fused: list[FusedInfo] = []
+    not_fused: list[tuple[Any, str]] = []
     for node in model_or_post.nodes().subset(bp.DynamicalSystem).unique().values():
         if not hasattr(node, "before_updates"):
             continue

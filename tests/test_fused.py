@@ -6,9 +6,10 @@ import brainpy.math as bm
 import jax
 import numpy as np
 import pytest
-from ._nets import LIF
 
 import brainpy_halfproj as bhp
+
+from ._nets import LIF
 
 
 def _kernel_calls(fn, *args):
