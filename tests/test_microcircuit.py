@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import brainpy_halfproj as bhp
-from brainpy_halfproj._compat import BRAINPY_VERSION, jit_prob_numerator
+from brainpy_halfproj._compat import jit_prob_numerator
 from brainpy_halfproj.models import (
     CONN_PROBS,
     FULL_SIZES,
@@ -307,21 +307,76 @@ def test_params_must_be_derived_for_brainpys_time_step():
         Microcircuit({"scale": SCALE})
 
 
-def test_the_model_checkpoints(tmp_path):
-    """brainpy's vars() fails on a VarDict held by the root node; the counters are a node of their own."""
+def test_the_model_checkpoints_and_continues_exactly(tmp_path):
+    """brainpy's vars() fails on a VarDict held by the root node; the counters are a node of their own.
+
+    The Poisson background has no random state (its draws depend on the step and the neuron), so a
+    model restored from a checkpoint continues with exactly the spikes of the uninterrupted run.
+    """
     net = microcircuit(SCALE, seed=0)
     assert {f"counters.spikes-{p}" for p in POPULATIONS} <= set(bhp.state_dict(net))
     assert net.spike_counts["L4E"] is net.counters.spikes["L4E"]
-    net.spike_counts["L4E"].value = net.spike_counts["L4E"].value + 3
-    net.sources["L4E"].rng.split_key()  # advance the background's random state
+    simulate(net, 20.0)
     bhp.save_checkpoint(net, tmp_path / "mc.npz")
+    rest = simulate(net, 20.0, record=True, start_step=200)
     fresh = microcircuit(SCALE, seed=0)
     bhp.load_checkpoint(fresh, tmp_path / "mc.npz")
-    assert int(np.asarray(fresh.spike_counts["L4E"].value).sum()) == 3 * net.sizes["L4E"]
     saved, loaded = bhp.state_dict(net), bhp.state_dict(fresh)
-    for key in saved:
-        np.testing.assert_array_equal(loaded[key], saved[key], err_msg=key)
-    # The Poisson sources' random states are variables on brainpy 2.5 (saved and restored, though
-    # their value has no setter there); on 2.8 they are brainstate states that vars() does not list.
-    rng_keys = [k for k in saved if k.endswith(".rng")]
-    assert len(rng_keys) == (8 if BRAINPY_VERSION < (2, 6) else 0)
+    assert set(saved) == set(loaded) and not [k for k in saved if k.endswith(".rng")]
+    again = simulate(fresh, 20.0, record=True, start_step=200)
+    assert sum(int(v.sum()) for v in rest.values()) > 0
+    for p in POPULATIONS:
+        np.testing.assert_array_equal(again[p], rest[p], err_msg=p)
+
+
+def test_background_counts_depend_on_the_step_only():
+    net = microcircuit(SCALE, seed=0)
+    source = net.sources["L4E"]
+    lam = net.params.bg_rates["L4E"] * 1e-3 * 0.1
+
+    def counts(i):
+        bp.share.save(i=i, t=i * 0.1)
+        return np.asarray(source())
+
+    first = np.stack([counts(i) for i in range(200)])
+    np.testing.assert_array_equal(counts(123), first[123])  # no state advanced by drawing
+    assert abs(first.mean() - lam) < 5 * math.sqrt(lam / first.size)
+    other = microcircuit(SCALE, seed=1).sources["L4E"]
+    bp.share.save(i=0, t=0.)
+    assert not np.array_equal(np.asarray(other()), first[0])  # the seed keys the draws
+
+
+def test_fused_gives_the_merged_spikes_with_one_call_per_population():
+    import re
+
+    import jax
+
+    merged = microcircuit(0.02, seed=3)
+    fused = microcircuit(0.02, seed=3, fused=True)
+    report = bhp.merge_report(fused)
+    assert len(report.fused) == 8
+    assert all(len(f.projections) == int((CONN_PROBS[POPULATIONS.index(f.post.name.split("_")[1])] > 0).sum())
+               for f in report.fused)
+    assert sorted(p.name.split("_", 1)[1] for p, _ in report.not_fused) == sorted(f"bg_to_{p}" for p in POPULATIONS)
+
+    def calls(net):  # lowering a brainpy model with jax.jit writes tracers into its state: restore it
+        state = {var: var.value for var in net.vars().unique().values()}
+        try:
+            hlo = jax.jit(lambda i: net.step_run(i)).lower(0).compile().as_text()
+        finally:
+            for var, value in state.items():
+                var.value = value
+        return len(re.findall(r'custom_call_target="', hlo))
+
+    assert (calls(merged), calls(fused)) == (N_NONZERO, 8)
+    a, b = simulate(merged, 30.0, record=True), simulate(fused, 30.0, record=True)
+    assert sum(int(v.sum()) for v in a.values()) > 0
+    for p in POPULATIONS:
+        np.testing.assert_array_equal(b[p], a[p], err_msg=p)
+
+
+def test_fused_needs_merged_projections():
+    with pytest.raises(ValueError, match="fused=True needs merged projections; derive the parameters with merged=True"):
+        microcircuit(SCALE, merged=False, fused=True)
+    with pytest.raises(TypeError, match="fused must be True or False, got 'yes'"):
+        microcircuit(SCALE, fused="yes")

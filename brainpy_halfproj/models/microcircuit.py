@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from .._compat import jit_prob_numerator
 from .._progress import show_progress
+from ._poisson import poisson_counts, poisson_thresholds
 from .potjans2014 import (
     C_M,
     CONN_PROBS,
@@ -55,28 +56,21 @@ __all__ = [
 
 
 class _PoissonCounts(bp.DynamicalSystem):
-    """Independent Poisson spike counts per neuron and time step.
+    """Independent Poisson spike counts per neuron and time step (see ``_poisson``).
 
-    Counts are drawn by inverse transform sampling from one uniform number per
-    neuron and step against the tabulated Poisson CDF (truncated where the tail
-    is below 1e-12), which is exact for the small means used here (~1-2.5 per
-    step) and much cheaper on CPU than rejection sampling.
+    The counts of step ``i`` (``bp.share`` ``i``) come from a counter-based generator
+    keyed by ``seed``: they depend on the step and the neuron only, so there is no
+    random state to carry, to checkpoint or to partition.
     """
 
     def __init__(self, size: int, rate_hz: float, dt: float, seed: int, name: str | None = None):
         super().__init__(name=name)
         self.size = size
-        lam = rate_hz * 1e-3 * dt
-        k = np.arange(0, 64)
-        logpmf = -lam + k * math.log(lam) - np.array([math.lgamma(i + 1) for i in k])
-        cdf = np.cumsum(np.exp(logpmf))
-        cdf = cdf[: int(np.searchsorted(cdf, 1.0 - 1e-12)) + 1]
-        self.cdf = bm.asarray(cdf.astype(np.float32))
-        self.rng = bm.random.RandomState(seed)
+        self.thresholds = poisson_thresholds(rate_hz * 1e-3 * dt)
+        self.key = (int(seed) & 0xFFFFFFFF, _BACKGROUND_STREAM)
 
     def update(self):
-        u = self.rng.uniform(0.0, 1.0, self.size)
-        return jnp.searchsorted(bm.as_jax(self.cdf), bm.as_jax(u)).astype(bm.float_)
+        return poisson_counts(self.thresholds, self.key, bp.share.load("i"), self.size)
 
 
 class _SpikeCounters(bp.DynamicalSystem):
@@ -93,6 +87,7 @@ class _SpikeCounters(bp.DynamicalSystem):
 
 
 _MODEL_IDS = itertools.count()
+_BACKGROUND_STREAM = 0x5EED8  # the second key word of the background's generator
 
 
 class Microcircuit(bp.DynSysGroup):
@@ -113,13 +108,19 @@ class Microcircuit(bp.DynSysGroup):
     dyn : module, optional
         Namespace providing ``HalfProjAlignPostMg`` and ``HalfProjAlignPost``;
         defaults to :mod:`brainpy_halfproj.dyn`.
+    fused : bool
+        Keyword only. Build the merging projections with ``fused=True``: one
+        event-kernel call per population and step for its recurrent input (the
+        Poisson drive, a ``OneToOne`` layer, keeps its own call). Needs
+        ``params.merged``.
 
     Raises
     ------
     TypeError
         If ``params`` is not a ``MicrocircuitParams``.
     ValueError
-        If ``params.dt`` is not brainpy's current time step.
+        If ``params.dt`` is not brainpy's current time step, or ``fused`` is asked
+        of an unmerged model.
 
     Attributes
     ----------
@@ -143,7 +144,7 @@ class Microcircuit(bp.DynSysGroup):
         child node ``counters``).
     """
 
-    def __init__(self, params: MicrocircuitParams, dyn: Any = None):
+    def __init__(self, params: MicrocircuitParams, dyn: Any = None, *, fused: bool = False):
         super().__init__()
         if dyn is None:
             from .. import dyn  # lazy: keeps ``import brainpy_halfproj.models`` cycle-free
@@ -153,6 +154,11 @@ class Microcircuit(bp.DynSysGroup):
         if params.dt != bm.get_dt():
             raise ValueError(f"params were derived for dt = {params.dt} ms, but brainpy's time step is "
                              f"{bm.get_dt()} ms; derive them with dt=bm.get_dt() or call bm.set_dt({params.dt}) first")
+        if not isinstance(fused, bool):
+            raise TypeError(f"fused must be True or False, got {fused!r}")
+        if fused and not params.merged:
+            raise ValueError("fused=True needs merged projections; derive the parameters with merged=True")
+        self.fused = fused
         # readable, unique node names (brainpy requires unique names): mc0_L23E, mc0_L4E_to_L23E
         tag = f"mc{next(_MODEL_IDS)}"
         self.params = params
@@ -192,7 +198,7 @@ class Microcircuit(bp.DynSysGroup):
             if params.merged:
                 return dyn.HalfProjAlignPostMg(
                     comm=comm, syn=bp.dyn.Expon.desc(size=sizes[post], tau=TAU_SYN),
-                    out=bp.dyn.CUBA.desc(), post=pops[post], name=name,
+                    out=bp.dyn.CUBA.desc(), post=pops[post], name=name, **({"fused": True} if fused else {}),
                 )
             return dyn.HalfProjAlignPost(
                 comm=comm, syn=bp.dyn.Expon(size=sizes[post], tau=TAU_SYN),
@@ -270,6 +276,7 @@ def microcircuit(
     dyn: Any = None,
     delays: Literal["normal", "fixed"] = "normal",
     jit_correction: bool = True,
+    fused: bool = False,
 ) -> Microcircuit:
     """Build the Potjans & Diesmann (2014) cortical microcircuit.
 
@@ -314,6 +321,12 @@ def microcircuit(
     jit_correction : bool
         Ask each JIT kernel for the attainable probability nearest its target and
         scale its weights by ``target / realised`` (``params.weight_factor``).
+    fused : bool
+        Fused merge groups (``HalfProjAlignPostMg(..., fused=True)``): one
+        event-kernel call per population and step for all its recurrent input, on
+        the connectivity read out of the JIT layers. Needs ``merged=True``. The
+        synaptic input is the same up to float summation order; memory then grows
+        with the number of synapses.
 
     Returns
     -------
@@ -346,7 +359,7 @@ def microcircuit(
         scale, background=background, merged=merged, connectivity=connectivity, delays=delays,
         jit_numerator=jit_prob_numerator(), jit_correction=jit_correction, seed=seed, dt=bm.get_dt(),
     )
-    return Microcircuit(params, dyn)
+    return Microcircuit(params, dyn, fused=fused)
 
 
 def population_rates(model: Microcircuit, duration: float) -> dict[str, float]:
