@@ -17,6 +17,19 @@ def test_demo_runs_and_reports(tmp_path):
     assert "mean firing rate:" in out.stdout and "wall time" in out.stdout
     assert "2 merging projection(s) onto 1 post group(s) share 2 synapse state(s)" in out.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    expected = ("brainpylib (native custom calls)" if event_kernel_library() == "brainpylib"
+                else "native handlers (brainpy_halfproj.use_native_kernels)")
+    assert f"event kernels: {expected}; projections: one kernel call each" in out.stdout
+
+
+def test_demo_options_for_the_kernel_path_and_fused_groups(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "brainpy_halfproj", "--duration", "5", "--size", "200",
+                          "--output", str(tmp_path / "r.png"), "--no-progress", "--fused", "--no-native"],
+                         capture_output=True, text=True, check=True).stdout
+    expected = ("brainpylib (native custom calls)" if event_kernel_library() == "brainpylib"
+                else "brainevent's Python bridge (--no-native)")
+    assert f"event kernels: {expected}; projections: fused" in out
+    assert "; 1 fused kernel call(s) per step for 2 projection(s)" in out
 
 
 @pytest.mark.parametrize("args, message", [
