@@ -107,7 +107,8 @@ def _instance_text(obj: Any) -> str:
 
 def _proj_text(proj: Any) -> str:
     where = "" if isinstance(proj, _projections._AlignPostProjection) else " (bp.dyn)"
-    return f"{type(proj).__name__}{where}"
+    fused = ", fused" if getattr(proj, "fused_call", None) is not None else ""
+    return f"{type(proj).__name__}{where}{fused}"
 
 
 _ARRAY = re.compile(r"array\(shape=\(([^)]*)\), dtype=(\w+), sha256=(\w+)\)")
@@ -233,11 +234,16 @@ def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Axes | None = None
         ax.annotate("", xy=(0.0, 0.5), xycoords=target, xytext=(1.0, 0.5), textcoords=source, zorder=1,
                     arrowprops=dict(arrowstyle="->", color="0.35", lw=1.2, shrinkA=6, shrinkB=6))
 
+    fused = {id(f.post): f for f in merge_report(model_or_post).fused}
     columns: tuple[list, list, list] = ([], [], [])
     post_boxes = {}
     for p in posts:
-        post_boxes[id(p)] = box(y_post[id(p)], f"{labels[id(p)]}\n{type(p).__name__}, {p.num} neurons",
-                                _COLORS["post"])
+        text = f"{labels[id(p)]}\n{type(p).__name__}, {p.num} neurons"
+        if id(p) in fused:
+            f = fused[id(p)]
+            text += (f"\n1 fused kernel call for {_plural(len(f.projections), 'projection')}"
+                     f"\n{f.synapses} synapses, {f.nbytes / 2**20:.1f} MiB")
+        post_boxes[id(p)] = box(y_post[id(p)], text, _COLORS["post"])
         columns[2].append(post_boxes[id(p)])
     for s in states:
         shared = len(s.projections) > 1
