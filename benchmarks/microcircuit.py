@@ -52,17 +52,21 @@ def worker_brainpy(a: argparse.Namespace) -> dict:
     import brainpy.math as bm
     import numpy as np
 
+    import brainpy_halfproj
     from brainpy_halfproj import dyn, merge_report
     from brainpy_halfproj.models import PUBLISHED_RATES, microcircuit, population_rates, simulate
 
     bm.set_dt(0.1)
+    if a.native:
+        brainpy_halfproj.use_native_kernels()
     t_import = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    net = microcircuit(a.scale, background=a.background, merged=a.variant == "merged",
-                       connectivity=a.connectivity, seed=a.seed, dyn=dyn, delays=a.delays,
-                       jit_correction=not a.no_jit_correction)
+    net = microcircuit(a.scale, background=a.background, merged=a.variant in ("merged", "fused"),
+                       fused=a.variant == "fused", connectivity=a.connectivity, seed=a.seed, dyn=dyn,
+                       delays=a.delays, jit_correction=not a.no_jit_correction)
     t_build = time.perf_counter() - t0
+    kernel_calls = _kernel_calls(net)
 
     chunk = 100.0
     n_chunks = max(2, int(round(a.transient / chunk)))
@@ -87,19 +91,36 @@ def worker_brainpy(a: argparse.Namespace) -> dict:
         band = f > 5.0
         activity[p] = dict(cv_1ms=float(r.std() / max(r.mean(), 1e-12)),
                            peak_hz=float(f[band][np.argmax(power[band])]))
-    groups = len(merge_report(net).groups)
+    report = merge_report(net)
     return dict(
-        simulator="brainpy", line=bp.__version__, variant=a.variant, scale=a.scale,
+        simulator="brainpy", line=bp.__version__, variant=a.variant, scale=a.scale, native=a.native,
+        kernel_calls_per_step=kernel_calls,
+        stacked_connectivity_gib=sum(f.nbytes for f in report.fused) / 2**30,
         background=a.background, connectivity=a.connectivity, seed=a.seed, delays=a.delays,
         jit_correction=not a.no_jit_correction, pinned=os.sched_getaffinity(0) != set(range(os.cpu_count())),
         neurons=int(sum(net.sizes.values())),
-        projections=len(net.projections), merge_groups=groups,
+        projections=len(net.projections), merge_groups=len(report.groups),
         import_s=t_import, build_s=t_build, compile_s=t_compile,
         transient_ms=n_chunks * chunk, duration_ms=a.duration,
         run_s_per_bio_s=t_run / (a.duration * 1e-3), rates=rates, activity=activity,
         published_full_scale=PUBLISHED_RATES, peak_rss_gib=_peak_rss_gib(),
         versions=dict(brainpy=bp.__version__, jax=__import__("jax").__version__),
     )
+
+
+def _kernel_calls(net) -> int:
+    """Custom calls (event kernels) in one compiled step of ``net``, its state left as it was."""
+    import re
+
+    import jax
+
+    state = {var: var.value for var in net.vars().unique().values()}
+    try:  # lowering a brainpy model with jax.jit writes tracers into its state
+        hlo = jax.jit(lambda i: net.step_run(i)).lower(0).compile().as_text()
+    finally:
+        for var, value in state.items():
+            var.value = value
+    return len(re.findall(r'custom_call_target="', hlo))
 
 
 # --------------------------------------------------------------------------- NEST worker
@@ -256,6 +277,7 @@ def _key(r: dict) -> str:
         delays = r.get("delays", "fixed-old")
         corr = "jitcorr" if r.get("jit_correction") else "raw"
         pin = "/pinned" if r.get("pinned") else ""
+        pin += "/native" if r.get("native") else ""
         return (f"{who}{pin}/{r['variant']}/scale={r['scale']}/{r['background']}/{r['connectivity']}"
                 f"/delays={delays}/{corr}/seed={r['seed']}")
     return (f"{r['simulator']}/{r['variant']}/scale={r['scale']}/{r['background']}/{r['connectivity']}"
@@ -272,7 +294,11 @@ def write_markdown(data: dict) -> str:
         "8 populations, LIF with exponential current synapses (tau_syn 0.5 ms), JIT connectivity "
         "(`bp.dnn.EventJitFPNormalLinear`), one `bp.VarDelay` per population, Poisson background. "
         "`merged` uses `HalfProjAlignPostMg` (one synapse state per post population), "
-        "`unmerged` uses `HalfProjAlignPost` (one per projection). dt = 0.1 ms. "
+        "`unmerged` uses `HalfProjAlignPost` (one per projection), `fused` is `merged` with "
+        "`fused=True` (one event-kernel call per population for its recurrent input, on the "
+        "connectivity read out of the JIT layers); `/native` runs with "
+        "`brainpy_halfproj.use_native_kernels()`. Kernel calls per step are custom calls in the "
+        "compiled step (the background's `OneToOne` layers are not kernel calls). dt = 0.1 ms. "
         "Each row is its own subprocess; compile = first 100 ms chunk minus a steady chunk; "
         "run = wall time per biological second after the transient; RSS = `ru_maxrss`.",
         "",
@@ -280,17 +306,19 @@ def write_markdown(data: dict) -> str:
         f"Python {m.get('python', '?')}. Shared with other jobs; timing runs were serialised "
         "with a lock, but other processes may have run.",
         "",
-        "| run | neurons | build (s) | compile (s) | run (s per bio s) | × real time | peak RSS (GiB) | versions "
-        "| date (UTC) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| run | neurons | kernel calls / step | build (s) | compile (s) | run (s per bio s) | × real time "
+        "| peak RSS (GiB) | stacked connectivity (GiB) | versions | date (UTC) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for k in sorted(runs):
         r = runs[k]
         comp = "—" if r.get("compile_s") is None else f"{r['compile_s']:.1f}"
         ver = ", ".join(f"{a} {b}" for a, b in r.get("versions", {}).items())
+        calls = r.get("kernel_calls_per_step", "–")
+        stacked = f"{r['stacked_connectivity_gib']:.2f}" if "stacked_connectivity_gib" in r else "–"
         lines.append(
-            f"| {k} | {r['neurons']} | {r['build_s']:.1f} | {comp} | {r['run_s_per_bio_s']:.1f} | "
-            f"{r['run_s_per_bio_s']:.0f}× | {r['peak_rss_gib']:.2f} | {ver} | {r.get('date', '?')} |"
+            f"| {k} | {r['neurons']} | {calls} | {r['build_s']:.1f} | {comp} | {r['run_s_per_bio_s']:.1f} | "
+            f"{r['run_s_per_bio_s']:.0f}× | {r['peak_rss_gib']:.2f} | {stacked} | {ver} | {r.get('date', '?')} |"
         )
     lines += ["", "Rates (spikes/s) over the measured window; `published` is the full-scale PyNEST "
               "reference (`full_mean_rates`, NEST 3 `Potjans_2014`). `max |Δ|`: the largest "
@@ -384,7 +412,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--smoke", action="store_true", help="scale 0.02, 200 ms: takes seconds")
     ap.add_argument("--scale", type=float, action="append")
-    ap.add_argument("--variants", nargs="*", default=["merged", "unmerged"])
+    ap.add_argument("--variants", nargs="*", default=["merged", "unmerged"],
+                    help="merged, unmerged, fused (merged with fused=True)")
+    ap.add_argument("--native", action="store_true", help="brainpy_halfproj.use_native_kernels() (2.8/2.9)")
     ap.add_argument("--variant", default="merged")
     ap.add_argument("--background", default="poisson", choices=["poisson", "dc"])
     ap.add_argument("--connectivity", default="multapse", choices=["multapse", "matched", "table"])
@@ -426,7 +456,8 @@ def main(argv: list[str] | None = None) -> None:
     nest_extra = ["--fixed-delays"] if a.fixed_delays else []
     common = ["--background", a.background, "--connectivity", a.connectivity, "--seed", str(a.seed),
               "--transient", str(a.transient), "--duration", str(a.duration)]
-    ours = ["--delays", a.delays] + (["--no-jit-correction"] if a.no_jit_correction else [])
+    ours = (["--delays", a.delays] + (["--no-jit-correction"] if a.no_jit_correction else [])
+            + (["--native"] if a.native else []))
     new = []
     for s in scales:
         for v in a.variants:
