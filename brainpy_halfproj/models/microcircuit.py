@@ -187,6 +187,7 @@ class Microcircuit(bp.DynSysGroup):
         dyn: Any,
         delays: str = "normal",
         jit_correction: bool = True,
+        size_multiple: int = 1,
     ):
         super().__init__()
         dt = bm.get_dt()
@@ -198,7 +199,8 @@ class Microcircuit(bp.DynSysGroup):
         self.connectivity = connectivity
         self.delay_kind = delays
         self.jit_correction = jit_correction
-        sizes = {p: max(1, int(round(FULL_SIZES[p] * scale))) for p in POPULATIONS}
+        m = size_multiple
+        sizes = {p: m * max(1, int(round(FULL_SIZES[p] * scale / m))) for p in POPULATIONS}
         self.sizes = sizes
         rng = np.random.default_rng(seed)
         seeds = iter(rng.integers(0, 2**31 - 1, size=256).tolist())
@@ -401,6 +403,7 @@ def microcircuit(
     dyn: Any = None,
     delays: Literal["normal", "fixed"] = "normal",
     jit_correction: bool = True,
+    size_multiple: int = 1,
 ) -> Microcircuit:
     """Build the Potjans & Diesmann (2014) cortical microcircuit.
 
@@ -473,6 +476,10 @@ def microcircuit(
     delays : {'normal', 'fixed'}
         ``'normal'`` (default): one normally distributed delay per presynaptic
         neuron; ``'fixed'``: the mean delays.  See above.
+    size_multiple : int
+        Round every population size to the nearest multiple of this (at least
+        one multiple), e.g. the number of devices for
+        :func:`brainpy_halfproj.partition`, which splits each population evenly.
 
     Returns
     -------
@@ -517,10 +524,14 @@ def microcircuit(
         )
     if delays not in ("normal", "fixed"):
         raise ValueError(f"delays must be 'normal' or 'fixed', got {delays!r}")
+    if not isinstance(size_multiple, int) or isinstance(size_multiple, bool) or size_multiple < 1:
+        raise ValueError(f"size_multiple must be a positive int (e.g. the number of devices), "
+                         f"got {size_multiple!r}")
     if dyn is None:
         from .. import dyn  # lazy: keeps ``import brainpy_halfproj.models`` cycle-free
     return Microcircuit(
-        float(scale), background, bool(merged), connectivity, int(seed), dyn, delays, bool(jit_correction)
+        float(scale), background, bool(merged), connectivity, int(seed), dyn, delays, bool(jit_correction),
+        size_multiple,
     )
 
 
