@@ -203,6 +203,23 @@ def test_two_processes_through_jax_distributed_match_one_device(tmp_path):
                                   np.asarray(net.N.before_updates["halfproj_Expon_COBA_1"].syn.g.value))
 
 
+# ----------------------------------------------------------------------------- the example
+
+
+def test_example_script_shows_identical_spikes_or_the_lines_error(tmp_path):
+    figure = tmp_path / "figure.png"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "partitioned_microcircuit.py"),
+                           "--devices", "2", "--scale", "0.02", "--duration", "50", "--output", str(figure)],
+                          capture_output=True, text=True, timeout=600, env=_env(), cwd=tmp_path)
+    if event_kernel_library() != "brainevent":
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert proc.stdout.startswith("partition: brainpy 2.5"), proc.stdout
+        return
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "spike rasters on 1 and 2 devices identical: True" in proc.stdout
+    assert "collectives per step: all-gather 8" in proc.stdout and figure.stat().st_size > 10_000
+
+
 # ----------------------------------------------------------------------------- in this process
 
 
