@@ -75,6 +75,10 @@ def main(argv=None):
     ap.add_argument('--n', type=int, default=4000, help='neurons (einet) or per group (multipop)')
     ap.add_argument('--groups', type=int, default=8, help='multipop: number of populations')
     ap.add_argument('--unmerged', action='store_true', help='multipop: HalfProjAlignPost')
+    ap.add_argument('--fused', action='store_true', help='plugin: fused merge groups (fused=True)')
+    ap.add_argument('--native', action='store_true',
+                    help='brainpy_halfproj.use_native_kernels() before building (any impl: it reroutes '
+                         "brainevent's kernels, upstream's too)")
     ap.add_argument('--steps', type=int, default=10000, help='steps of dt=0.1 ms per call')
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--pin-self', action='store_true',
@@ -83,12 +87,19 @@ def main(argv=None):
     ap.add_argument('--ab', type=int, default=0, metavar='K',
                     help='einet only: build upstream AND plugin in this process and time K '
                          'alternating steady-state calls of each (ignores --impl)')
+    ap.add_argument('--calls', type=int, default=0, metavar='K',
+                    help='per-call cost of one event kernel: K alternating timed loops of the '
+                         "brainevent bridge and the native handler, at 0 %% / 1 %% / 10 %% active inputs")
     ap.add_argument('--compare-programs', action='store_true',
                     help='einet only: trace upstream and plugin, report whether the traced '
                          'programs (jaxprs) are identical up to variable names; no timing')
     args = ap.parse_args(argv)
+    if args.fused and args.impl != 'plugin':
+        ap.error('--fused needs --impl plugin (upstream has no fused mode)')
     if args.compare_programs:
         return main_compare(args)
+    if args.calls:
+        return main_calls(args)
     if args.ab:
         return main_ab(args)
     if args.pin_self:
@@ -96,12 +107,15 @@ def main(argv=None):
 
     t_import = time.perf_counter()
     sys.path.insert(0, HERE)
-    import numpy as np
     import brainpy as bp
     import brainpy.math as bm
+    import numpy as np
     import workloads
+
+    import brainpy_halfproj
+    if args.native:
+        brainpy_halfproj.use_native_kernels()
     if args.impl == 'plugin':
-        import brainpy_halfproj
         dyn = brainpy_halfproj.dyn
         plugin_file = brainpy_halfproj.__file__
     else:
@@ -112,12 +126,12 @@ def main(argv=None):
     bm.set_dt(0.1)
     t0 = time.perf_counter()
     if args.model == 'einet':
-        model = workloads.make_einet(dyn, n=args.n, kernel=args.kernel, seed=args.seed)
+        model = workloads.make_einet(dyn, n=args.n, kernel=args.kernel, seed=args.seed, fused=args.fused)
         n_total = args.n
     else:
         model = workloads.make_multipop(dyn, n_groups=args.groups, n_pop=args.n,
                                         merged=not args.unmerged, kernel=args.kernel,
-                                        seed=args.seed)
+                                        seed=args.seed, fused=args.fused)
         n_total = args.n * args.groups
     build_s = time.perf_counter() - t0
     syn_state, total_state = workloads.state_sizes(model)
@@ -143,8 +157,14 @@ def main(argv=None):
     others_during = None if b0 is None else ((cpu_busy_s() - b0) - cpu_s) / run_s
 
     bio_s = args.steps * 0.1e-3
+    import re
+
+    import jax
+    # custom calls in the compiled step (the lowered text may hold one call in a shared function)
+    hlo = jax.jit(lambda i: body(i)).lower(0).compile().as_text()
     result = dict(
         impl=args.impl, kernel=args.kernel, pin_self=args.pin_self, model=args.model, n=n_total, steps=args.steps,
+        native=args.native, fused=args.fused, kernel_calls_per_step=len(re.findall(r'custom_call_target="', hlo)),
         groups=args.groups if args.model == 'multipop' else None,
         merged=(not args.unmerged) if args.model == 'multipop' else None,
         import_s=import_s, build_s=build_s, first_call_s=first_s,
@@ -170,11 +190,12 @@ def main_ab(args):
     if args.pin_self:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     sys.path.insert(0, HERE)
-    import numpy as np
     import brainpy as bp
     import brainpy.math as bm
-    import brainpy_halfproj
+    import numpy as np
     import workloads
+
+    import brainpy_halfproj
     bm.set_dt(0.1)
     runs, out = {}, dict(impl='ab', kernel=args.kernel, model='einet', n=args.n, steps=args.steps,
                          plugin_file=brainpy_halfproj.__file__, versions=versions())
@@ -197,7 +218,7 @@ def main_ab(args):
     for k in range(args.ab):
         order = ('upstream', 'plugin') if k % 2 == 0 else ('plugin', 'upstream')
         for impl in order:
-            o = wait_for_quiet(max_wait_s=3.)
+            wait_for_quiet(max_wait_s=3.)
             idx = np.arange(args.steps) + (k + 1) * args.steps
             b0, c0, t0 = cpu_busy_s(), own_cpu_s(), time.perf_counter()
             counts = np.asarray(jax_block(runs[impl](idx)))
@@ -207,7 +228,7 @@ def main_ab(args):
             times[impl].append(dt)
             spikes[impl] += float(counts.sum())
     bio_s = args.steps * 0.1e-3 * args.ab
-    ratios = [p / u for p, u in zip(times['plugin'], times['upstream'])]
+    ratios = [p / u for p, u in zip(times['plugin'], times['upstream'], strict=True)]
     out.update(upstream_run_s=times['upstream'], plugin_run_s=times['plugin'], ratios=ratios,
                median_ratio=float(np.median(ratios)),
                upstream_rate_hz=spikes['upstream'] / args.n / bio_s,
@@ -217,23 +238,77 @@ def main_ab(args):
     print('RESULT ' + json.dumps(out), flush=True)
 
 
+def main_calls(args):
+    """Fixed cost per call and cost per active input of one event kernel: bridge against native.
+
+    One JIT layer (or CSR layer) of the seed network's E projection (3200 -> 4000, p = 0.02), called
+    ``--steps`` times in a jitted loop on a fixed spike vector with 0 %, 1 % or 10 % of its inputs
+    active. The brainevent bridge and the native handler are compiled in this process and timed
+    alternately, ``--calls`` times each; medians per call.
+    """
+    if args.pin_self:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    import jax
+    import numpy as np
+
+    import brainpy_halfproj as bhp
+    sys.path.insert(0, HERE)
+    import workloads
+    n_pre, n_post = int(args.n * 0.8), args.n
+    comm = workloads._comm(args.kernel, n_pre, n_post, workloads.K_IN / args.n, workloads.W_E, args.seed)
+    rng = np.random.default_rng(args.seed)
+    fractions = (0.0, 0.01, 0.1)
+    spikes = {f: jax.numpy.asarray(rng.random(n_pre) < f) for f in fractions}
+    paths = ('bridge', 'native') if bhp._compat.event_kernel_library() == 'brainevent' else ('brainpylib',)
+    loops = {}
+    for path in paths:
+        with bhp.native_kernels(path == 'native'):
+            for frac in fractions:
+                def loop(n, x):
+                    # the spikes are an argument and ``x & (i >= 0)`` depends on i: XLA can neither
+                    # fold nor hoist the call out of the loop
+                    return jax.lax.fori_loop(0, n, lambda i, acc: acc + comm(x & (i >= 0))[i % n_post], 0.)
+
+                f = jax.jit(loop, static_argnums=0)
+                jax.block_until_ready(f(args.steps, spikes[frac]))
+                loops[path, frac] = f
+    times = {key: [] for key in loops}
+    for k in range(args.calls):
+        for key in (list(loops) if k % 2 == 0 else list(reversed(list(loops)))):
+            t0 = time.perf_counter()
+            jax.block_until_ready(loops[key](args.steps, spikes[key[1]]))
+            times[key].append((time.perf_counter() - t0) / args.steps * 1e6)
+    us = {f'{p}/{f}': float(np.median(times[p, f])) for p, f in loops}
+    out = dict(impl='calls', kernel=args.kernel, n_pre=n_pre, n_post=n_post, steps=args.steps,
+               repeats=args.calls, us_per_call=us, versions=versions(), peak_rss_mb=peak_rss_mb(),
+               active={str(f): int(np.asarray(spikes[f]).sum()) for f in fractions})
+    for p in paths:
+        fixed = us[f'{p}/0.0']
+        out[f'{p}_fixed_us'] = fixed
+        out[f'{p}_us_per_spike'] = (us[f'{p}/0.1'] - fixed) / max(out['active']['0.1'], 1)
+    print('RESULT ' + json.dumps(out), flush=True)
+
+
 def main_compare(args):
     """Trace one 10-step loop of each network and compare the jaxprs."""
     import collections
     import re
     sys.path.insert(0, HERE)
-    import jax
-    import numpy as np
     import brainpy as bp
     import brainpy.math as bm
-    import brainpy_halfproj
+    import jax
+    import numpy as np
     import workloads
+
+    import brainpy_halfproj
     bm.set_dt(0.1)
     texts, out = {}, dict(impl='compare', kernel=args.kernel, model='einet', n=args.n,
                           versions=versions(), plugin_file=brainpy_halfproj.__file__)
     for impl, dyn in (('upstream', bp.dyn), ('plugin', brainpy_halfproj.dyn)):
         model = workloads.make_einet(dyn, n=args.n, kernel=args.kernel, seed=args.seed)
-        fn = lambda xs, m=model: bm.for_loop(lambda i: bm.sum(m.step_run(i, workloads.I_EXT)), xs)
+        def fn(xs, m=model):
+            return bm.for_loop(lambda i: bm.sum(m.step_run(i, workloads.I_EXT)), xs)
+
         texts[impl] = str(jax.make_jaxpr(fn)(np.arange(10)))
         out[f'{impl}_jaxpr_lines'] = len(texts[impl].splitlines())
         out[f'{impl}_state_vars'] = len(model.vars().unique())
@@ -258,7 +333,7 @@ def main_compare(args):
     # in the scan carry): the same computation with its carried state listed in another order
     out['same_up_to_state_order'] = all(
         sorted(re.findall(r'[a-z]+\d*\[[\d,]*\]', a)) == sorted(re.findall(r'[a-z]+\d*\[[\d,]*\]', b))
-        for a, b in zip([x[1:] for x in diff if x[0] == '-'], [x[1:] for x in diff if x[0] == '+']))
+        for a, b in zip([x[1:] for x in diff if x[0] == '-'], [x[1:] for x in diff if x[0] == '+'], strict=False))
     print('RESULT ' + json.dumps(out), flush=True)
 
 

@@ -8,6 +8,7 @@ Usage::
     python benchmarks/microcircuit.py --smoke            # seconds, scale 0.02
     python benchmarks/microcircuit.py --scale 1 --scale 0.1 --variants merged unmerged
     python benchmarks/microcircuit.py --nest-python /tmp/vnest/bin/python --nest-scale 1
+    python benchmarks/microcircuit.py --markdown-only     # rewrite results/microcircuit.md from the JSON
 
 Protocol per run: build; simulate ``--transient`` ms in chunks of 100 ms (the
 first chunk includes jit compilation; compile time is reported as the first
@@ -15,12 +16,14 @@ chunk's time minus the mean of the later transient chunks); reset the spike
 counters; simulate ``--duration`` ms and report its wall time per biological
 second and the rate of each population.  Results are merged into
 ``benchmarks/results/microcircuit.json`` (keyed by run) and the markdown section
-``benchmarks/results/microcircuit.md`` is rewritten from the JSON.
+``benchmarks/results/microcircuit.md`` is rewritten from the JSON (with a table of derived
+parameters computed from ``brainpy_halfproj/models/potjans2014.py``, not measured).
 """
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import importlib.util
 import json
 import os
 import platform
@@ -49,20 +52,21 @@ def worker_brainpy(a: argparse.Namespace) -> dict:
     import brainpy.math as bm
     import numpy as np
 
+    import brainpy_halfproj
+    from brainpy_halfproj import dyn, merge_report
     from brainpy_halfproj.models import PUBLISHED_RATES, microcircuit, population_rates, simulate
 
-    try:
-        from brainpy_halfproj import dyn
-    except ImportError:  # the core package has not landed: upstream classes
-        dyn = bp.dyn
     bm.set_dt(0.1)
+    if a.native:
+        brainpy_halfproj.use_native_kernels()
     t_import = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    net = microcircuit(a.scale, background=a.background, merged=a.variant == "merged",
-                       connectivity=a.connectivity, seed=a.seed, dyn=dyn, delays=a.delays,
-                       jit_correction=not a.no_jit_correction)
+    net = microcircuit(a.scale, background=a.background, merged=a.variant in ("merged", "fused"),
+                       fused=a.variant == "fused", connectivity=a.connectivity, seed=a.seed, dyn=dyn,
+                       delays=a.delays, jit_correction=not a.no_jit_correction)
     t_build = time.perf_counter() - t0
+    kernel_calls = _kernel_calls(net)
 
     chunk = 100.0
     n_chunks = max(2, int(round(a.transient / chunk)))
@@ -87,18 +91,15 @@ def worker_brainpy(a: argparse.Namespace) -> dict:
         band = f > 5.0
         activity[p] = dict(cv_1ms=float(r.std() / max(r.mean(), 1e-12)),
                            peak_hz=float(f[band][np.argmax(power[band])]))
-    groups = None
-    try:
-        from brainpy_halfproj import merge_report
-
-        groups = len(merge_report(net).groups)
-    except ImportError:
-        pass
+    report = merge_report(net)
     return dict(
-        simulator="brainpy", line=bp.__version__, variant=a.variant, scale=a.scale,
+        simulator="brainpy", line=bp.__version__, variant=a.variant, scale=a.scale, native=a.native,
+        kernel_calls_per_step=kernel_calls,
+        stacked_connectivity_gib=sum(f.nbytes for f in report.fused) / 2**30,
         background=a.background, connectivity=a.connectivity, seed=a.seed, delays=a.delays,
-        jit_correction=not a.no_jit_correction, pinned=os.sched_getaffinity(0) != set(range(os.cpu_count())), neurons=int(sum(net.sizes.values())),
-        projections=len(net.projections), merge_groups=groups,
+        jit_correction=not a.no_jit_correction, pinned=os.sched_getaffinity(0) != set(range(os.cpu_count())),
+        neurons=int(sum(net.sizes.values())),
+        projections=len(net.projections), merge_groups=len(report.groups),
         import_s=t_import, build_s=t_build, compile_s=t_compile,
         transient_ms=n_chunks * chunk, duration_ms=a.duration,
         run_s_per_bio_s=t_run / (a.duration * 1e-3), rates=rates, activity=activity,
@@ -107,83 +108,110 @@ def worker_brainpy(a: argparse.Namespace) -> dict:
     )
 
 
+def _kernel_calls(net) -> int:
+    """Custom calls (event kernels) in one compiled step of ``net``, its state left as it was."""
+    import re
+
+    import jax
+
+    state = {var: var.value for var in net.vars().unique().values()}
+    try:  # lowering a brainpy model with jax.jit writes tracers into its state
+        hlo = jax.jit(lambda i: net.step_run(i)).lower(0).compile().as_text()
+    finally:
+        for var, value in state.items():
+            var.value = value
+    return len(re.findall(r'custom_call_target="', hlo))
+
+
 # --------------------------------------------------------------------------- NEST worker
+def _potjans2014():
+    """The model's tables and rules (``brainpy_halfproj/models/potjans2014.py``), loaded from its file.
+
+    Importing it through the package would import brainpy, which the NEST venv lacks; the
+    module itself needs only numpy.
+    """
+    name = "potjans2014"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "brainpy_halfproj" / "models" / "potjans2014.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses looks the module up while it builds the class
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def nest_parameters(scale: float, seed: int, fixed_delays: bool) -> dict:
+    """What the NEST reference needs, from the same tables and scaling rules as our model.
+
+    NEST draws a fixed total number of synapses (multapses allowed), one normal weight
+    and delay per synapse, and integrates the exponential current exactly, so it takes
+    the reference's weights without our charge correction and no JIT correction.
+    """
+    import numpy as np
+
+    m = _potjans2014()
+    prm = m.derive(scale, background="poisson", connectivity="multapse",
+                   delays="fixed" if fixed_delays else "normal", jit_numerator=None, seed=seed, dt=0.1)
+    pops = m.POPULATIONS
+    n_full = np.array([m.FULL_SIZES[p] for p in pops], float)
+    return dict(
+        populations=pops,
+        sizes=np.array([prm.sizes[p] for p in pops]),
+        neuron=dict(C_m=m.C_M, tau_m=m.TAU_M, tau_syn_ex=m.TAU_SYN, tau_syn_in=m.TAU_SYN, t_ref=m.T_REF,
+                    E_L=m.E_L, V_th=m.V_TH, V_reset=m.V_RESET),
+        dc=np.array([prm.dc[p] for p in pops]),
+        v0_mean=[m.V0_MEAN[p] for p in pops], v0_std=[m.V0_STD[p] for p in pops],
+        # synapses per projection: the full-scale total (mean synapses per pair times pairs),
+        # scaled by N_scaling * K_scaling
+        n_syn=np.round(prm.prob * np.outer(n_full, n_full) * scale * scale).astype(int),
+        weights=prm.weights / prm.charge_correction, weight_rel_std=m.WEIGHT_REL_STD,
+        w_ext=prm.w_ext / prm.charge_correction, k_ext=np.array([prm.k_ext[p] for p in pops]),
+        bg_rate=m.BG_RATE,
+        delay_mean=[prm.delay_ms[p] for p in pops], delay_rel_std=m.DELAY_REL_STD,
+        fixed_delay=[round(prm.delay_steps[p] * prm.dt, 6) if fixed_delays else None for p in pops],
+        published_rates=m.PUBLISHED_RATES,
+    )
+
+
 def worker_nest(a: argparse.Namespace) -> dict:
     """The reference model in NEST: fixed total number of synapses, normal weights
     and delays (redrawn to keep their sign / stay >= dt), Poisson background."""
-    import math
-
     import numpy as np
 
     t0 = time.perf_counter()
     import nest
 
-    sys.path.insert(0, str(ROOT / "brainpy_halfproj" / "models"))
     nest.set_verbosity("M_ERROR")
     t_import = time.perf_counter() - t0
-    # the parameter tables live in our model module; import it without brainpy
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_mc_params", ROOT / "brainpy_halfproj" / "models" / "microcircuit.py")
-    src = (ROOT / "brainpy_halfproj" / "models" / "microcircuit.py").read_text()
-    head = src[: src.index("def psp_to_psc")]
-    params: dict = {}
-    head = "\n".join(ln for ln in head.splitlines()
-                     if not ln.startswith(("import brainpy", "import jax", "from ..")))
-    exec(compile(head, "params", "exec"), params)
-    POP, FULL, P, KEXT, RATES = (params[k] for k in
-                                 ("POPULATIONS", "FULL_SIZES", "CONN_PROBS", "K_EXT", "PUBLISHED_RATES"))
-
     s = a.scale
-    tm, ts, cm = 10.0, 0.5, 250.0
-    tp = math.log(tm / ts) * tm * ts / (tm - ts)
-    w_exc = 0.15 / (tm * ts / (tm - ts) / cm * (math.exp(-tp / tm) - math.exp(-tp / ts)))
-    w = np.where(np.arange(8) % 2 == 0, w_exc, -4.0 * w_exc)[None, :].repeat(8, 0)
-    w[0, 2] *= 2.0
-    n_full = np.array([FULL[p] for p in POP], float)
-    prod = np.outer(n_full, n_full)
-    with np.errstate(divide="ignore"):
-        syn_full = np.log(1.0 - P) / np.log((prod - 1.0) / prod)
-    indeg_full = syn_full / n_full[:, None]
-    n = np.round(n_full * s).astype(int)
-    n_syn = np.round(syn_full * s * s).astype(int)
-    rates = np.array([RATES[p] for p in POP])
-    rec_mean = (w * indeg_full * rates[None, :]).sum(1) * ts * 1e-3
-    k_ext = np.round(np.array([KEXT[p] for p in POP]) * s).astype(int)
-    ext_mean = np.array([KEXT[p] for p in POP]) * 8.0 * w_exc * ts * 1e-3
-    dc = (1 - math.sqrt(s)) * (rec_mean + ext_mean)
-    w_s, w_ext = w / math.sqrt(s), w_exc / math.sqrt(s)
-    v0m = [-68.28, -63.16, -63.33, -63.45, -63.11, -61.66, -66.72, -61.43]
-    v0s = [5.36, 4.57, 4.74, 4.94, 4.94, 4.55, 5.46, 4.48]
+    prm = nest_parameters(s, a.seed, a.fixed_delays)
+    POP, n, n_syn = prm["populations"], prm["sizes"], prm["n_syn"]
 
     t0 = time.perf_counter()
     nest.ResetKernel()
     nest.SetKernelStatus({"resolution": 0.1, "local_num_threads": a.threads, "rng_seed": a.seed + 1,
                           "print_time": False})
     pops, recs = [], []
-    for i, p in enumerate(POP):
-        pop = nest.Create("iaf_psc_exp", int(n[i]), params={
-            "C_m": cm, "tau_m": tm, "tau_syn_ex": ts, "tau_syn_in": ts, "t_ref": 2.0, "E_L": -65.0,
-            "V_th": -50.0, "V_reset": -65.0, "I_e": float(dc[i])})
-        pop.set({"V_m": nest.random.normal(mean=v0m[i], std=v0s[i])})
+    for i in range(len(POP)):
+        pop = nest.Create("iaf_psc_exp", int(n[i]), params={**prm["neuron"], "I_e": float(prm["dc"][i])})
+        pop.set({"V_m": nest.random.normal(mean=prm["v0_mean"][i], std=prm["v0_std"][i])})
         pops.append(pop)
         rec = nest.Create("spike_recorder", params={"start": a.transient})
         nest.Connect(pop, rec)
         recs.append(rec)
-        pg = nest.Create("poisson_generator", params={"rate": 8.0 * float(k_ext[i])})
-        nest.Connect(pg, pop, "all_to_all", {"weight": float(w_ext), "delay": 1.5})
+        pg = nest.Create("poisson_generator", params={"rate": prm["bg_rate"] * float(prm["k_ext"][i])})
+        nest.Connect(pg, pop, "all_to_all", {"weight": float(prm["w_ext"]), "delay": 1.5})
     for i in range(8):
         for j in range(8):
             if n_syn[i, j] <= 0:
                 continue
-            mu = float(w_s[i, j])
-            d = 1.5 if j % 2 == 0 else 0.75
-            wd = nest.math.redraw(nest.random.normal(mean=mu, std=abs(mu) * 0.1),
+            mu = float(prm["weights"][i, j])
+            wd = nest.math.redraw(nest.random.normal(mean=mu, std=abs(mu) * prm["weight_rel_std"]),
                                   min=0.0 if mu > 0 else -np.inf, max=np.inf if mu > 0 else 0.0)
             if a.fixed_delays:  # as our model: 1.5 ms and 0.75 ms rounded to 0.8 ms
-                dd = 1.5 if j % 2 == 0 else 0.8
+                dd = prm["fixed_delay"][j]
             else:
-                dd = nest.math.redraw(nest.random.normal(mean=d, std=d * 0.5), min=0.1, max=np.inf)
+                d = prm["delay_mean"][j]
+                dd = nest.math.redraw(nest.random.normal(mean=d, std=d * prm["delay_rel_std"]), min=0.1, max=np.inf)
             nest.Connect(pops[j], pops[i],
                          {"rule": "fixed_total_number", "N": int(n_syn[i, j]),
                           "allow_autapses": True, "allow_multapses": True},
@@ -206,7 +234,7 @@ def worker_nest(a: argparse.Namespace) -> dict:
         synapses=int(n_syn.sum()), import_s=t_import, build_s=t_build, compile_s=None,
         transient_ms=a.transient, transient_s=t_transient, duration_ms=a.duration,
         run_s_per_bio_s=t_run / (a.duration * 1e-3), rates=out_rates,
-        published_full_scale=RATES, peak_rss_gib=_peak_rss_gib(),
+        published_full_scale=prm["published_rates"], peak_rss_gib=_peak_rss_gib(),
         versions=dict(nest=nest.__version__ if hasattr(nest, "__version__") else "?"),
     )
 
@@ -249,6 +277,7 @@ def _key(r: dict) -> str:
         delays = r.get("delays", "fixed-old")
         corr = "jitcorr" if r.get("jit_correction") else "raw"
         pin = "/pinned" if r.get("pinned") else ""
+        pin += "/native" if r.get("native") else ""
         return (f"{who}{pin}/{r['variant']}/scale={r['scale']}/{r['background']}/{r['connectivity']}"
                 f"/delays={delays}/{corr}/seed={r['seed']}")
     return (f"{r['simulator']}/{r['variant']}/scale={r['scale']}/{r['background']}/{r['connectivity']}"
@@ -265,7 +294,11 @@ def write_markdown(data: dict) -> str:
         "8 populations, LIF with exponential current synapses (tau_syn 0.5 ms), JIT connectivity "
         "(`bp.dnn.EventJitFPNormalLinear`), one `bp.VarDelay` per population, Poisson background. "
         "`merged` uses `HalfProjAlignPostMg` (one synapse state per post population), "
-        "`unmerged` uses `HalfProjAlignPost` (one per projection). dt = 0.1 ms. "
+        "`unmerged` uses `HalfProjAlignPost` (one per projection), `fused` is `merged` with "
+        "`fused=True` (one event-kernel call per population for its recurrent input, on the "
+        "connectivity read out of the JIT layers); `/native` runs with "
+        "`brainpy_halfproj.use_native_kernels()`. Kernel calls per step are custom calls in the "
+        "compiled step (the background's `OneToOne` layers are not kernel calls). dt = 0.1 ms. "
         "Each row is its own subprocess; compile = first 100 ms chunk minus a steady chunk; "
         "run = wall time per biological second after the transient; RSS = `ru_maxrss`.",
         "",
@@ -273,16 +306,19 @@ def write_markdown(data: dict) -> str:
         f"Python {m.get('python', '?')}. Shared with other jobs; timing runs were serialised "
         "with a lock, but other processes may have run.",
         "",
-        "| run | neurons | build (s) | compile (s) | run (s per bio s) | × real time | peak RSS (GiB) | versions | date (UTC) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| run | neurons | kernel calls / step | build (s) | compile (s) | run (s per bio s) | × real time "
+        "| peak RSS (GiB) | stacked connectivity (GiB) | versions | date (UTC) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for k in sorted(runs):
         r = runs[k]
         comp = "—" if r.get("compile_s") is None else f"{r['compile_s']:.1f}"
         ver = ", ".join(f"{a} {b}" for a, b in r.get("versions", {}).items())
+        calls = r.get("kernel_calls_per_step", "–")
+        stacked = f"{r['stacked_connectivity_gib']:.2f}" if "stacked_connectivity_gib" in r else "–"
         lines.append(
-            f"| {k} | {r['neurons']} | {r['build_s']:.1f} | {comp} | {r['run_s_per_bio_s']:.1f} | "
-            f"{r['run_s_per_bio_s']:.0f}× | {r['peak_rss_gib']:.2f} | {ver} | {r.get('date', '?')} |"
+            f"| {k} | {r['neurons']} | {calls} | {r['build_s']:.1f} | {comp} | {r['run_s_per_bio_s']:.1f} | "
+            f"{r['run_s_per_bio_s']:.0f}× | {r['peak_rss_gib']:.2f} | {stacked} | {ver} | {r.get('date', '?')} |"
         )
     lines += ["", "Rates (spikes/s) over the measured window; `published` is the full-scale PyNEST "
               "reference (`full_mean_rates`, NEST 3 `Potjans_2014`). `max |Δ|`: the largest "
@@ -314,7 +350,61 @@ def write_markdown(data: dict) -> str:
     notes = data.get("notes", [])
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
+    lines += ["", *derived_markdown()]
     return "\n".join(lines) + "\n"
+
+
+def derived_markdown() -> list[str]:
+    """Lines of the "derived parameters" table: computed from ``potjans2014.derive``, not measured."""
+    import numpy as np
+
+    m = _potjans2014()
+    nz = m.CONN_PROBS > 0
+    i, j = m.POPULATIONS.index("L5E"), m.POPULATIONS.index("L5I")
+    cols = {"brainpy 2.8 (brainevent, c = 2)": 2.0, "brainpy 2.5 (brainpylib, c = 1)": 1.0,
+            "a kernel that realises any probability": None}
+    rows: dict[str, list[str]] = {
+        "JIT weight factor `p / realised`, range": [],
+        "projections with a factor within 2 % of 1": [],
+        "L5I -> L5E: `lam`; realised without / with the correction": [],
+        "multapse weight spread `weight_rel_std`, range (L5I -> L5E)": [],
+    }
+    for c in cols.values():
+        prm = m.derive(1.0, jit_numerator=c, delays="fixed")
+        raw = m.derive(1.0, jit_numerator=c, jit_correction=False, connectivity="matched", delays="fixed")
+        f, spread = prm.weight_factor[nz], prm.weight_rel_std[nz]
+        rows["JIT weight factor `p / realised`, range"].append(f"{f.min():.2f}-{f.max():.2f}")
+        rows["projections with a factor within 2 % of 1"].append(f"{int((abs(f - 1) <= 0.02).sum())} of {f.size}")
+        rows["L5I -> L5E: `lam`; realised without / with the correction"].append(
+            f"{prm.prob[i, j]:.3f}; {raw.realised_prob[i, j]:.3f} / {prm.realised_prob[i, j]:.3f}")
+        rows["multapse weight spread `weight_rel_std`, range (L5I -> L5E)"].append(
+            f"{spread.min():.2f}-{spread.max():.2f} ({prm.weight_rel_std[i, j]:.2f})")
+    table = m.derive(1.0, connectivity="table", delays="fixed")
+    multapse = m.derive(1.0, delays="fixed")
+    fewer = np.zeros(nz.shape)
+    fewer[nz] = 1.0 - table.prob[nz] / multapse.prob[nz]
+    post, pre = (m.POPULATIONS[k] for k in np.unravel_index(np.argmax(fewer), fewer.shape))
+    fixed = m.derive(1.0, delays="fixed", dt=0.1)
+    lines = [
+        "### Derived parameters",
+        "",
+        "Computed by `brainpy_halfproj.models.potjans2014.derive` (full scale, defaults) when this "
+        "section is written: what the options of `microcircuit()` do to the parameters, not measurements.",
+        "",
+        "| | " + " | ".join(cols) + " |",
+        "| --- |" + " ---: |" * len(cols),
+    ]
+    lines += [f"| {name} | " + " | ".join(vals) + " |" for name, vals in rows.items()]
+    lines += [
+        "",
+        f"- `connectivity='table'` connects up to {fewer.max() * 100:.0f} % fewer synapses than the "
+        f"reference ({pre} -> {post}).",
+        f"- Charge correction at dt = 0.1 ms: {m.charge_correction(0.1, True):.3f} merged, "
+        f"{m.charge_correction(0.1, False):.3f} unmerged.",
+        "- `delays='fixed'`: " + ", ".join(f"{m.DELAY_EXC if p.endswith('E') else m.DELAY_INH} ms from {p} "
+                                           f"-> {fixed.delay_steps[p]} steps" for p in ("L4E", "L4I")) + ".",
+    ]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -322,7 +412,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--smoke", action="store_true", help="scale 0.02, 200 ms: takes seconds")
     ap.add_argument("--scale", type=float, action="append")
-    ap.add_argument("--variants", nargs="*", default=["merged", "unmerged"])
+    ap.add_argument("--variants", nargs="*", default=["merged", "unmerged"],
+                    help="merged, unmerged, fused (merged with fused=True)")
+    ap.add_argument("--native", action="store_true", help="brainpy_halfproj.use_native_kernels() (2.8/2.9)")
     ap.add_argument("--variant", default="merged")
     ap.add_argument("--background", default="poisson", choices=["poisson", "dc"])
     ap.add_argument("--connectivity", default="multapse", choices=["multapse", "matched", "table"])
@@ -341,7 +433,12 @@ def main(argv: list[str] | None = None) -> None:
                     help="python of the brainpy line to run (default: this one)")
     ap.add_argument("--taskset", help="pin brainpy workers to these CPUs (taskset -c LIST)")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--markdown-only", action="store_true",
+                    help="rewrite results/microcircuit.md from results/microcircuit.json; run nothing")
     a = ap.parse_args(argv)
+    if a.markdown_only:
+        MD_PATH.write_text(write_markdown(json.loads(JSON_PATH.read_text())))
+        return
 
     if a.worker:
         a.scale = a.scale[-1]
@@ -359,7 +456,8 @@ def main(argv: list[str] | None = None) -> None:
     nest_extra = ["--fixed-delays"] if a.fixed_delays else []
     common = ["--background", a.background, "--connectivity", a.connectivity, "--seed", str(a.seed),
               "--transient", str(a.transient), "--duration", str(a.duration)]
-    ours = ["--delays", a.delays] + (["--no-jit-correction"] if a.no_jit_correction else [])
+    ours = (["--delays", a.delays] + (["--no-jit-correction"] if a.no_jit_correction else [])
+            + (["--native"] if a.native else []))
     new = []
     for s in scales:
         for v in a.variants:

@@ -106,14 +106,14 @@ def sec_machine(docs):
                 vers[v['brainpy']] = v
             elif v:
                 vers[r.get('impl', '?')] = v
-    lines = [f"## Machine and versions\n",
+    lines = ["## Machine and versions\n",
              f"- CPU: {m['cpu']} ({m['cores']} cores), {f(m['mem_gib'], '{:.0f}')} GiB RAM, "
              f"{m['os']}; shared with other developers' jobs (timed runs hold "
              f"`flock /tmp/halfproj-cpu.lock`, but not every job on the machine does: see the "
              f"`others (cores)` columns).",
              f"- Code: commit `{m.get('commit', '?')}` of this repository (plugin imported from "
              f"the working tree via PYTHONPATH).",
-             f"- Generated from results dated: " + ', '.join(
+             "- Generated from results dated: " + ', '.join(
                  f"{k} {d['machine']['date']}" for k, d in docs.items()) + '.']
     for k, v in sorted(vers.items()):
         lines.append(f"- `{k}`: " + ', '.join(f'{a} {b}' for a, b in sorted(v.items())))
@@ -347,6 +347,92 @@ def sec_merging(doc):
             + errors(recs))
 
 
+def sec_calls(doc):
+    recs = doc['records']
+    rows = []
+    for (line, kernel), rs in sorted(summary_rows(recs, [line_of, lambda r: r['kernel']]).items()):
+        paths = [p for p in ('bridge', 'native', 'brainpylib') if f'{p}_fixed_us' in rs[0]]
+        for p in paths:
+            fixed = med(r[f'{p}_fixed_us'] for r in rs)
+            rows.append([line, rs[0]['versions'].get('brainevent') or rs[0]['versions'].get('brainpylib', '–'),
+                         kernel, {'bridge': "brainevent's Python bridge", 'native': 'native handler',
+                                  'brainpylib': 'brainpylib (native custom call)'}[p], len(rs),
+                         f(fixed, '{:.1f}'), f(med(r[f'{p}_us_per_spike'] for r in rs), '{:.2f}'),
+                         f(med(r['us_per_call'][f'{p}/0.01'] for r in rs), '{:.1f}'),
+                         f(med(r['us_per_call'][f'{p}/0.1'] for r in rs), '{:.1f}')])
+    r0 = next(iter(ok(recs)), {})
+    return ('## Kernel paths: fixed cost per call and cost per spike\n\n'
+            f"One event kernel, the seed network's E projection ({r0.get('n_pre', '?')} -> "
+            f"{r0.get('n_post', '?')}, p = 0.02, JIT or CSR connectivity), called {r0.get('steps', '?')} "
+            'times in a compiled loop on a spike vector with 0 %, 1 % or 10 % of its inputs active. '
+            "On brainpy 2.8/2.9 brainevent's Python bridge and the native handler "
+            '(`brainpy_halfproj.use_native_kernels()`) are compiled in one process and timed '
+            'alternately; the 2.5 line (brainpylib) runs pinned to one core. Fixed cost = time per '
+            'call with no spikes; per spike = (time at 10 % - fixed) / active inputs. Medians over '
+            'repeats and runs.\n\n'
+            + table(['line', 'kernel library', 'connectivity', 'path', 'runs', 'fixed µs/call', 'µs per spike',
+                     'µs/call at 1 %', 'µs/call at 10 %'], rows) + errors(recs))
+
+
+def _speed_rows(recs, base_of):
+    rows = []
+    keys = [line_of, lambda r: r.get('variant', r.get('impl')), pin]
+    for (line, variant, p), rs in sorted(summary_rows(recs, keys).items(), key=lambda kv: str(kv[0])):
+        base = base_of(line, p)
+        s = med(r['s_per_bio_s'] for r in rs)
+        rows.append([line, variant, p, len(rs), f(med(r['us_per_step'] for r in rs), '{:.1f}'),
+                     f(s, '{:.3f}'), f(base / s if base and s else None, '{:.1f}x'),
+                     rs[0].get('kernel_calls_per_step', '–'), f(med(r['first_call_s'] for r in rs)),
+                     f(med(r['peak_rss_mb'] for r in rs), '{:.0f}'), f(med(r['rate_hz'] for r in rs), '{:.2f}')])
+    return rows
+
+
+def sec_speed(doc):
+    recs = doc['records']
+    groups = summary_rows(recs, [line_of, lambda r: r.get('variant'), pin])
+
+    def plugin_time(line, p):
+        rs = groups.get((line, 'plugin', p))
+        return med(r['s_per_bio_s'] for r in rs) if rs else None
+
+    rows = _speed_rows(recs, plugin_time)
+    return ('## Speed options on the seed network\n\n'
+            'The seed network (4000 LifRef, JIT connectivity), 10000 steps (1 biological second) '
+            'per call, steady state, per line: upstream `bp.dyn`; the plugin as is (identical to '
+            'upstream); with fused merge groups (`fused=True`: one kernel call per step on the '
+            'stacked connectivity, read out of the JIT layers); with native kernel handlers '
+            '(`use_native_kernels()`, brainpy 2.8/2.9 only); and both. Brian2 cpp_standalone ran '
+            'in the same run. On 2.8/2.9 each case ran unpinned and pinned to one core '
+            '(`taskset -c 0`); speed-up = plugin (as is, same pinning) / this case. Kernel calls '
+            'per step are custom calls in the lowered step.\n\n'
+            + table(['line', 'variant', 'cores', 'runs', 'µs/step', 's / bio-s', 'speed-up', 'kernel calls/step',
+                     'first call s', 'peak RSS MB', 'rate Hz'], rows) + errors(recs))
+
+
+def sec_fusing(doc):
+    recs = doc['records']
+    keys = [line_of, lambda r: r.get('variant'), lambda r: r.get('native', False)]
+    groups = summary_rows(recs, keys)
+    rows = []
+    for (line, variant, native), rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        s = med(r['s_per_bio_s'] for r in rs)
+        merged = groups.get((line, 'merged', native))
+        m = med(r['s_per_bio_s'] for r in merged) if merged else None
+        rows.append([line, variant, 'yes' if native else 'no', len(rs), f(s, '{:.3f}'),
+                     f(m / s if m and s else None, '{:.1f}x'), rs[0].get('kernel_calls_per_step', '–'),
+                     rs[0].get('syn_state_elems', '–'), f(med(r['build_s'] for r in rs)),
+                     f(med(r['peak_rss_mb'] for r in rs), '{:.0f}'), f(med(r['rate_hz'] for r in rs), '{:.2f}')])
+    n = next(iter(ok(recs)), {})
+    return ('## Fused merge groups: multi-population network\n\n'
+            f"{n.get('groups', '?')} populations of {n.get('n', 0) // max(n.get('groups') or 1, 1)} LifRef "
+            'neurons connected all-to-all, JIT connectivity, 80 expected inputs per neuron (the network of '
+            'the merging section). Unmerged = `HalfProjAlignPost`, merged = `HalfProjAlignPostMg`, fused = '
+            '`HalfProjAlignPostMg(..., fused=True)`; each with and without native kernel handlers. Speed-up '
+            'against merged with the same kernel path; kernel calls per step read from the lowered step.\n\n'
+            + table(['line', 'projections', 'native', 'runs', 's / bio-s', 'speed-up vs merged', 'kernel calls/step',
+                     'syn state elems', 'build s', 'peak RSS MB', 'rate Hz'], rows) + errors(recs))
+
+
 def sec_peers(doc, ours):
     recs = doc['records']
     rows = case_rows(recs, [lambda r: r['impl'], lambda r: r.get('config', '')],
@@ -426,7 +512,8 @@ def render(results_dir):
         parts.append(sec_machine(docs))
     for name, fn in (('overhead', sec_overhead), ('programs', sec_programs),
                      ('overhead_ab', sec_overhead_ab),
-                     ('kernels', sec_kernels),
+                     ('kernels', sec_kernels), ('calls', sec_calls), ('speed', sec_speed),
+                     ('fusing', sec_fusing),
                      ('threads', sec_threads), ('merging', sec_merging)):
         if name in docs:
             parts.append(fn(docs[name]))

@@ -26,7 +26,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LOCK = '/tmp/halfproj-cpu.lock'
-SECTIONS = ('programs', 'threads', 'overhead', 'overhead_ab', 'kernels', 'merging', 'peers', 'scaling')
+SECTIONS = ('programs', 'threads', 'overhead', 'overhead_ab', 'kernels', 'calls', 'speed', 'fusing', 'merging',
+            'peers', 'scaling')
 DEFAULT_PEERS = {'brian2': '/tmp/vbrian/bin/python', 'nest': '/tmp/vnest/bin/python',
                  'annarchy': '/tmp/vann/bin/python'}
 
@@ -227,6 +228,84 @@ def sec_merging(cfg):
     return recs
 
 
+def sec_calls(cfg):
+    """Per-call cost of one event kernel (fixed and per active input): brainevent's bridge
+    against the native handler, in one process per line and kernel."""
+    recs = cfg.records()
+    for rep in range(cfg.reps):
+        for label, python in cfg.lines.items():
+            pinned = label.startswith('2.5') and cfg.pin_25
+            for kernel in ('jit', 'csr'):
+                r = run_case(python, 'case.py', ['--calls', cfg.call_repeats, '--kernel', kernel, '--n', cfg.n,
+                                                 '--steps', cfg.call_steps], pinned=pinned, locked=cfg.locked)
+                r.update(line=label, rep=rep)
+                log(f"calls {label} {kernel}: " + (r['error'][-300:] if 'error' in r else
+                                                   json.dumps({k: round(v, 2) for k, v in r.items()
+                                                               if k.endswith(('_fixed_us', '_per_spike'))})))
+                recs.append(r)
+    return recs
+
+
+def _variants(label):
+    """(name, case.py flags) of the seed network on one line: upstream, then the plugin's options."""
+    out = [('upstream', ['--impl', 'upstream']), ('plugin', ['--impl', 'plugin']),
+           ('plugin, fused', ['--impl', 'plugin', '--fused'])]
+    if not label.startswith('2.5'):  # brainpylib's kernels are native already
+        out += [('plugin, native', ['--impl', 'plugin', '--native']),
+                ('plugin, fused + native', ['--impl', 'plugin', '--fused', '--native'])]
+    return out
+
+
+def sec_speed(cfg):
+    """The seed network per line with each speed option, and Brian2 cpp_standalone, in one run.
+
+    On the 2.8/2.9 lines every variant runs unpinned and pinned to one core (``taskset -c 0``),
+    alternating; the 2.5 line runs pinned (its JIT kernels need it, see threads).
+    """
+    recs = cfg.records()
+    for rep in range(cfg.reps):
+        for label, python in cfg.lines.items():
+            pins = (True,) if label.startswith('2.5') and cfg.pin_25 else cfg.pin_modes
+            variants = _variants(label) if rep % 2 == 0 else list(reversed(_variants(label)))
+            for name, flags in variants:
+                for pinned in (pins if rep % 2 == 0 else tuple(reversed(pins))):
+                    r = run_case(python, 'case.py', flags + ['--kernel', 'jit', '--n', cfg.n, '--steps', cfg.steps],
+                                 pinned=pinned, locked=cfg.locked)
+                    r.update(line=label, rep=rep, variant=name)
+                    log(f'speed {label} {name} pinned={pinned}: {brief(r)}')
+                    recs.append(r)
+        python = cfg.peers.get('brian2')
+        if python and os.path.exists(python):
+            r = run_case(python, os.path.join('peers', 'brian2_einet.py'),
+                         ['--target', 'cpp_standalone', '--n', cfg.n, '--steps', cfg.steps], locked=cfg.locked)
+            r.update(rep=rep, variant='Brian2 cpp_standalone', line='brian2')
+            r.setdefault('impl', 'brian2')
+            log(f'speed brian2: {brief(r)}')
+            recs.append(r)
+        else:
+            recs.append(dict(impl='brian2', line='brian2', variant='Brian2 cpp_standalone', rep=rep,
+                             error=f'interpreter {python!r} not found'))
+    return recs
+
+
+def sec_fusing(cfg):
+    """The 8-population network: unmerged, merged, fused (each with and without native kernels)."""
+    recs = cfg.records()
+    for rep in range(cfg.reps):
+        for label, python in cfg.lines.items():
+            pinned = label.startswith('2.5') and cfg.pin_25
+            natives = (False,) if label.startswith('2.5') else (False, True)
+            for kind, flags in (('unmerged', ['--unmerged']), ('merged', []), ('fused', ['--fused'])):
+                for native in natives:
+                    args = ['--model', 'multipop', '--impl', 'plugin', '--groups', cfg.groups, '--n', cfg.n_pop,
+                            '--steps', cfg.steps] + flags + (['--native'] if native else [])
+                    r = run_case(python, 'case.py', args, pinned=pinned, locked=cfg.locked)
+                    r.update(line=label, rep=rep, variant=kind)
+                    log(f'fusing {label} {kind} native={native}: {brief(r)}')
+                    recs.append(r)
+    return recs
+
+
 PEER_CASES = [
     ('brian2', 'brian2_einet.py', ['--target', 'cpp_standalone']),
     ('brian2', 'brian2_einet.py', ['--target', 'cython']),
@@ -334,6 +413,7 @@ def main(argv=None):
     ap.add_argument('--pin-modes', default='unpinned,pinned',
                     help='overhead and kernels: unpinned, pinned (taskset -c 0) or both')
     ap.add_argument('--scaling-n', default='4000,40000,400000,1600000')
+    ap.add_argument('--call-repeats', type=int, default=9, help='calls: alternating timed loops per path')
     args = ap.parse_args(argv)
 
     cfg = argparse.Namespace(
@@ -342,6 +422,7 @@ def main(argv=None):
         pairs=args.pairs, reps=args.reps, impls=args.impls.split(','),
         n=4000, steps=10000, steps_large=1000, ab_calls=args.ab_calls, groups=8, n_pop=500,
         pin_modes=tuple({'unpinned': False, 'pinned': True}[x] for x in args.pin_modes.split(',')),
+        call_repeats=args.call_repeats, call_steps=5000,
         pin_25=True, locked=True, case_timeout=900,
         scaling_n=[int(x) for x in args.scaling_n.split(',')],
         run_id=time.strftime('%Y%m%dT%H%M%S'),  # keeps pairs of --append runs apart
@@ -349,7 +430,7 @@ def main(argv=None):
     )
     if args.smoke:
         cfg.pairs, cfg.reps, cfg.n, cfg.steps, cfg.steps_large = 1, 1, 200, 50, 50
-        cfg.ab_calls = 2
+        cfg.ab_calls, cfg.call_repeats, cfg.call_steps = 2, 1, 20
         cfg.n_pop, cfg.groups, cfg.pin_modes, cfg.locked = 50, 4, (False,), False
         cfg.scaling_n, cfg.pin_25 = [200, 400], False
     results_dir = os.path.join(args.out, 'benchmarks', 'results') if args.out == ROOT \
@@ -368,7 +449,7 @@ def main(argv=None):
                     prior = json.load(f)['records']
             doc = dict(section=name, smoke=args.smoke, machine=machine_info(), _t0=time.perf_counter(),
                        config={k: v for k, v in vars(cfg).items() if k != 'records'})
-            cfg.records = lambda: SavedRecords(path, doc, prior)
+            cfg.records = lambda path=path, doc=doc, prior=prior: SavedRecords(path, doc, prior)
             globals()['sec_' + name](cfg).save()
 
     CPU_LOCK.release()

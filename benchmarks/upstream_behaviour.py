@@ -138,8 +138,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", help="also write the outcomes here")
     args = ap.parse_args()
-    import brainpy as bp
     from importlib.metadata import version
+
+    import brainpy as bp
 
     result = {"brainpy": version("brainpy"), "python": sys.version.split()[0]}
     for name, fn in probes().items():

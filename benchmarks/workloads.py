@@ -22,7 +22,12 @@ def _comm(kernel, n_pre, n_post, prob, weight, seed):
     raise ValueError(f"kernel must be 'jit' or 'csr', got {kernel!r}")
 
 
-def make_einet(dyn=bp.dyn, n=4000, kernel='jit', seed=42):
+def _fused(fused):
+    """``fused=True`` for the plugin's merging classes; nothing for upstream's (no such keyword)."""
+    return {'fused': True} if fused else {}
+
+
+def make_einet(dyn=bp.dyn, n=4000, kernel='jit', seed=42, fused=False):
     """The seed E/I network (80 % excitatory), 80 expected inputs per neuron."""
     bm.random.seed(seed)
     ne = int(n * 0.8)
@@ -37,10 +42,10 @@ def make_einet(dyn=bp.dyn, n=4000, kernel='jit', seed=42):
             self.delay = bp.VarDelay(self.N.spike, entries={'I': None})
             self.E = dyn.HalfProjAlignPostMg(comm=_comm(kernel, ne, n, prob, W_E, seed + 1),
                                              syn=dyn.Expon.desc(size=n, tau=TAU_E),
-                                             out=dyn.COBA.desc(E=E_E), post=self.N)
+                                             out=dyn.COBA.desc(E=E_E), post=self.N, **_fused(fused))
             self.I = dyn.HalfProjAlignPostMg(comm=_comm(kernel, ni, n, prob, W_I, seed + 2),
                                              syn=dyn.Expon.desc(size=n, tau=TAU_I),
-                                             out=dyn.COBA.desc(E=E_I), post=self.N)
+                                             out=dyn.COBA.desc(E=E_I), post=self.N, **_fused(fused))
 
         def update(self, inp):
             spk = self.delay.at('I')
@@ -52,7 +57,7 @@ def make_einet(dyn=bp.dyn, n=4000, kernel='jit', seed=42):
     return EINet()
 
 
-def make_multipop(dyn=bp.dyn, n_groups=8, n_pop=500, merged=True, kernel='jit', seed=42):
+def make_multipop(dyn=bp.dyn, n_groups=8, n_pop=500, merged=True, kernel='jit', seed=42, fused=False):
     """``n_groups`` populations connected all-to-all (self included).
 
     The last quarter of the groups is inhibitory. Every projection onto one post group from
@@ -82,7 +87,7 @@ def make_multipop(dyn=bp.dyn, n_groups=8, n_pop=500, merged=True, kernel='jit', 
                     comm = _comm(kernel, n_pop, n_pop, prob, w, seed + 1 + i * n_groups + j)
                     if merged:
                         proj = dyn.HalfProjAlignPostMg(comm=comm, syn=dyn.Expon.desc(size=n_pop, tau=tau),
-                                                       out=dyn.COBA.desc(E=e_rev), post=post)
+                                                       out=dyn.COBA.desc(E=e_rev), post=post, **_fused(fused))
                     else:
                         proj = dyn.HalfProjAlignPost(comm=comm, syn=dyn.Expon(n_pop, tau=tau),
                                                      out=dyn.COBA(E=e_rev), post=post)
@@ -91,7 +96,7 @@ def make_multipop(dyn=bp.dyn, n_groups=8, n_pop=500, merged=True, kernel='jit', 
 
         def update(self, inp):
             spikes = [p.spike.value for p in self.pops]  # last step's spikes
-            for i, proj in zip(self.pre_of, self.projs):
+            for i, proj in zip(self.pre_of, self.projs, strict=True):
                 proj(spikes[i])
             for p in self.pops:
                 p(inp)

@@ -6,6 +6,7 @@ from importlib.metadata import version as _version
 
 from . import dyn as dyn
 from . import plotting as plotting
+from ._checkpoint import FORMAT_VERSION as FORMAT_VERSION
 from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import load_checkpoint as load_checkpoint
 from ._checkpoint import load_state_dict as load_state_dict
@@ -13,6 +14,7 @@ from ._checkpoint import save_checkpoint as save_checkpoint
 from ._checkpoint import state_dict as state_dict
 from ._demo import EINet as EINet
 from ._demo import run_einet as run_einet
+from ._fused import FusedCall as FusedCall
 from ._merge_key import DescriptorSpec as DescriptorSpec
 from ._merge_key import MergeKey as MergeKey
 from ._merge_key import UnkeyableError as UnkeyableError
@@ -37,6 +39,7 @@ from ._projections import FullProjAlignPostMg as FullProjAlignPostMg
 from ._projections import HalfProjAlignPost as HalfProjAlignPost
 from ._projections import HalfProjAlignPostMg as HalfProjAlignPostMg
 from ._registry import MergeGroup as MergeGroup
+from ._report import FusedInfo as FusedInfo
 from ._report import GroupInfo as GroupInfo
 from ._report import MergeReport as MergeReport
 from ._report import merge_report as merge_report

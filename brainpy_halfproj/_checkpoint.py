@@ -4,25 +4,59 @@
 such as ``LifRef0``; those depend on how many objects were built before, so a
 freshly built model in a new process may not match (brainpy 2.8 then silently
 restores nothing, 2.5 raises ``KeyError``). Here every variable is keyed by its
-attribute path from the model (``N.V``, ``N._before_updates.halfproj_Expon_COBA_0.syn.g``),
-each variable once, under the first path that reaches it. Loading fails loudly on
-any missing or unexpected key and on any shape or dtype mismatch.
+attribute path from the model, each variable once, under the first path that
+reaches it. Loading fails loudly on any missing or unexpected key and on any
+shape or dtype mismatch.
+
+Key format, version 2
+---------------------
+A key is the ``.``-separated attribute path from the model to the variable, with
+brainpy's hook containers under the names of their public accessors instead of
+brainpy's private attributes: ``N.V``, ``N.before_updates.halfproj_Expon_COBA_0.syn.g``
+(a merged synapse, ``post.before_updates[...]``), ``E.after_updates.<delay>.data`` (a
+delay registered on ``pre``). Version 1 (brainpy-halfproj 0.1.0) used brainpy's
+private names, ``N._before_updates...``; those change with brainpy, these do not.
+
+File format
+-----------
+:func:`save_checkpoint` writes an uncompressed ``.npz`` (numpy's zip of ``.npy``
+arrays) at exactly the path given, one array per key plus ``__format__``, the key
+format version (a 0-d integer array, now 2). :func:`load_checkpoint` reads version 2
+and version 1 files (those have no ``__format__`` entry; their keys are translated)
+and refuses newer ones with a :class:`CheckpointError`. The file is first written to
+a temporary file in the same folder and then renamed over the target, so a save that
+fails or is interrupted leaves the previous checkpoint intact.
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Mapping, Union
+import tempfile
+from collections.abc import Mapping
 
 import brainpy as bp
 import brainpy.math as bm
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["CheckpointError", "state_dict", "load_state_dict", "save_checkpoint", "load_checkpoint"]
+from ._compat import assign
+
+__all__ = ["CheckpointError", "FORMAT_VERSION", "state_dict", "load_state_dict", "save_checkpoint",
+           "load_checkpoint"]
+
+#: Version of the key format that :func:`save_checkpoint` writes (see the module docstring).
+FORMAT_VERSION = 2
+_FORMAT_KEY = "__format__"
+# brainpy's private attribute -> the public accessor that returns the same container.
+_PUBLIC_NAMES = {"_before_updates": "before_updates", "_after_updates": "after_updates"}
 
 
 class CheckpointError(ValueError):
-    """A checkpoint does not fit the model it is loaded into."""
+    """A checkpoint does not fit the model it is loaded into, or is of an unknown format."""
+
+
+def _public_path(path: str) -> str:
+    return ".".join(_PUBLIC_NAMES.get(part, part) for part in path.split("."))
 
 
 def _variables(model: bp.DynamicalSystem) -> dict[str, bm.Variable]:
@@ -33,12 +67,12 @@ def _variables(model: bp.DynamicalSystem) -> dict[str, bm.Variable]:
     for path, var in model.vars(method="relative").items():
         if id(var) not in seen:
             seen.add(id(var))
-            out[path] = var
+            out[_public_path(path)] = var
     return out
 
 
 def state_dict(model: bp.DynamicalSystem) -> dict[str, np.ndarray]:
-    """Copy of every state variable of ``model``, keyed by attribute path.
+    """Copy of every state variable of ``model``, keyed by attribute path (key format 2).
 
     Examples
     --------
@@ -46,7 +80,7 @@ def state_dict(model: bp.DynamicalSystem) -> dict[str, np.ndarray]:
     >>> import brainpy_halfproj as bhp
     >>> net = bhp.EINet(100)
     >>> sorted(bhp.state_dict(net))[:3]
-    ['N.V', 'N._before_updates.halfproj_Expon_COBA_0.syn.g', 'N._before_updates.halfproj_Expon_COBA_1.syn.g']
+    ['N.V', 'N.before_updates.halfproj_Expon_COBA_0.syn.g', 'N.before_updates.halfproj_Expon_COBA_1.syn.g']
     """
     return {path: np.array(var.value) for path, var in _variables(model).items()}
 
@@ -85,11 +119,25 @@ def load_state_dict(model: bp.DynamicalSystem, state: Mapping[str, np.ndarray]) 
                 f"variable has shape {old.shape} and dtype {old.dtype}. Build the model with the same sizes."
             )
     for path, var in variables.items():
-        var.value = jnp.asarray(state[path])
+        assign(var, jnp.asarray(state[path]))
 
 
-def save_checkpoint(model: bp.DynamicalSystem, path: Union[str, os.PathLike]) -> None:
-    """Save ``model``'s state to an ``.npz`` file, keyed by attribute path.
+def _file_mode(path: str) -> int:
+    """Permission bits for the new file: the old file's, else what ``open()`` would give."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def save_checkpoint(model: bp.DynamicalSystem, path: str | os.PathLike) -> None:
+    """Save ``model``'s state to an ``.npz`` file at exactly ``path``, keyed by attribute path.
+
+    The file is written next to ``path`` under a temporary name and renamed over
+    ``path`` when complete (atomic on POSIX and Windows), so a failed or interrupted
+    save leaves the previous checkpoint as it was. No ``.npz`` suffix is added.
 
     Examples
     --------
@@ -100,20 +148,49 @@ def save_checkpoint(model: bp.DynamicalSystem, path: Union[str, os.PathLike]) ->
     >>> bhp.save_checkpoint(net, path)
     >>> bhp.load_checkpoint(bhp.EINet(100), path)
     """
-    np.savez(path, **state_dict(model))
+    path = os.fspath(path)
+    state = state_dict(model)
+    folder = os.path.dirname(os.path.abspath(path))
+    mode = _file_mode(path)
+    arrays = {_FORMAT_KEY: np.array(FORMAT_VERSION), **state}
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            # numpy's stub lets a ** mapping fill savez's allow_pickle (numpy >= 2.1); keys here are paths
+            np.savez(f, **arrays)  # type: ignore[arg-type]
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
-def load_checkpoint(model: bp.DynamicalSystem, path: Union[str, os.PathLike]) -> None:
+def load_checkpoint(model: bp.DynamicalSystem, path: str | os.PathLike) -> None:
     """Load a checkpoint written by :func:`save_checkpoint` into a freshly built ``model``.
 
     Raises
     ------
     CheckpointError
-        If the checkpoint's keys, shapes or dtypes do not fit ``model``.
+        If the checkpoint's keys, shapes or dtypes do not fit ``model``, or it was
+        written in a newer key format than this version reads.
 
     Examples
     --------
     See :func:`save_checkpoint`.
     """
-    with np.load(path) as data:
-        load_state_dict(model, {k: data[k] for k in data.files})
+    with np.load(os.fspath(path)) as data:
+        state = {k: data[k] for k in data.files}
+    version = state.pop(_FORMAT_KEY, None)
+    if version is not None and (version.shape != () or version.dtype.kind not in "iu"
+                                or not 1 <= int(version) <= FORMAT_VERSION):
+        raise CheckpointError(
+            f"checkpoint {os.fspath(path)!r} has key format {version.tolist()!r}, but this version of "
+            f"brainpy-halfproj reads formats 1 to {FORMAT_VERSION}; load it with the brainpy-halfproj "
+            f"that wrote it, or a newer one."
+        )
+    if version is None or int(version) == 1:  # brainpy-halfproj 0.1.0: brainpy's private names
+        state = {_public_path(k): v for k, v in state.items()}
+    load_state_dict(model, state)

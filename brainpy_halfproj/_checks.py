@@ -8,7 +8,8 @@ was given and how to fix it.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol, runtime_checkable
+import numbers
+from typing import Any, Protocol, runtime_checkable
 
 import brainpy as bp
 
@@ -76,13 +77,17 @@ def descriptor(proj: Any, arg: str, value: Any, method: str) -> None:
         )
 
 
-def instance(proj: Any, arg: str, value: Any, protocol: type, method: str) -> None:
-    """``value`` must be a built DynamicalSystem that has ``method``."""
+def instance(proj: Any, arg: str, value: Any, protocol: type, method: str, merging_variant: str) -> None:
+    """``value`` must be a built DynamicalSystem that has ``method``.
+
+    ``merging_variant`` names the plugin's merging class to suggest for a descriptor
+    (``HalfProjAlignPostMg`` for ``HalfProjAlignPost`` and its subclasses).
+    """
     example = "bp.dyn.Expon(size, tau=...)" if arg == "syn" else "bp.dyn.COBA(E=...)"
     if isinstance(value, ParamDescriber):
         raise TypeError(
             f"{who(proj)}: `{arg}` must be an instance, but got {_kind(value)}; build it first "
-            f"({value.cls.__name__}(...)), or use the merging variant {type(proj).__name__}Mg, which takes descriptors."
+            f"({value.cls.__name__}(...)), or use the merging variant {merging_variant}, which takes descriptors."
         )
     if not (isinstance(value, bp.DynamicalSystem) and isinstance(value, protocol)):
         raise TypeError(
@@ -91,7 +96,7 @@ def instance(proj: Any, arg: str, value: Any, protocol: type, method: str) -> No
         )
 
 
-def comm_sizes(comm: Any) -> tuple[Optional[int], Optional[int]]:
+def comm_sizes(comm: Any) -> tuple[int | None, int | None]:
     """``(num_in, num_out)`` of a comm layer, ``None`` where the layer does not say."""
     n_in, n_out = getattr(comm, "num_in", None), getattr(comm, "num_out", None)
     conn = getattr(comm, "conn", None)
@@ -99,8 +104,12 @@ def comm_sizes(comm: Any) -> tuple[Optional[int], Optional[int]]:
         n_in, n_out = getattr(conn, "pre_num", None), getattr(conn, "post_num", None)
         if not getattr(comm, "transpose", True):
             n_in, n_out = n_out, n_in
-    as_int = lambda n: int(n) if isinstance(n, int) else None  # noqa: E731
-    return as_int(n_in), as_int(n_out)
+    return _as_int(n_in), _as_int(n_out)
+
+
+def _as_int(n: Any) -> int | None:
+    """``n`` as an int if it is an integer of any kind (``int``, ``numpy.int64``, ...), else ``None``."""
+    return int(n) if isinstance(n, numbers.Integral) and not isinstance(n, bool) else None
 
 
 def same_size(proj: Any, arg: str, actual: Any, expected: Any, against: str, fix: str) -> None:
@@ -111,7 +120,7 @@ def same_size(proj: Any, arg: str, actual: Any, expected: Any, against: str, fix
         )
 
 
-def spikes(proj: Any, x: Any, n_in: Optional[int]) -> None:
+def spikes(proj: Any, x: Any, n_in: int | None) -> None:
     shape = getattr(x, "shape", None)
     if n_in is not None and shape is not None and (len(shape) == 0 or shape[-1] != n_in):
         raise ValueError(

@@ -11,22 +11,23 @@ are private or moved between lines are resolved here.
 """
 from __future__ import annotations
 
-import math
 import re
+from typing import Any
 
 import brainpy as bp
+import brainpy.math as bm
 
 __all__ = [
     "BRAINPY_VERSION",
     "ParamDescriber",
     "register_delay_by_return",
+    "assign",
     "delay_identifier",
     "Delay",
     "LEGACY_ALIASES",
     "upstream_dyn_names",
     "event_kernel_library",
-    "jit_realised_prob",
-    "jit_nearest_prob",
+    "jit_prob_numerator",
 ]
 
 
@@ -57,6 +58,19 @@ LEGACY_ALIASES: dict[str, str] = {
 }
 
 
+def assign(var: Any, value: Any) -> None:
+    """Set the value of a state variable found by ``model.vars()``.
+
+    On brainpy 2.5 a ``bm.random.RandomState`` is such a variable, but its ``value``
+    property has no setter; its public ``seed(key)`` sets the key. (On 2.8 a
+    RandomState is a brainstate state, which ``vars()`` does not list.)
+    """
+    if BRAINPY_VERSION < (2, 6) and isinstance(var, bm.random.RandomState):
+        var.seed(value)
+    else:
+        var.value = value
+
+
 def upstream_dyn_names() -> list[str]:
     """The public names of ``bp.dyn`` (those ``dir`` shows, without underscores)."""
     return sorted(n for n in dir(bp.dyn) if not n.startswith("_"))
@@ -70,34 +84,16 @@ def event_kernel_library() -> str:
     return "brainevent" if BRAINPY_VERSION >= (2, 6) else "brainpylib"
 
 
-def _jit_prob_numerator() -> float:
-    """``c`` of the attainable JIT probabilities ``c / k`` on this line."""
-    return 2.0 if event_kernel_library() == "brainevent" else 1.0
-
-
-def jit_realised_prob(prob: float) -> float:
-    """Connection probability that this line's JIT-connectivity kernels realise.
+def jit_prob_numerator() -> float:
+    """``c`` of the connection probabilities ``c / k`` that this line's JIT kernels realise.
 
     The kernels (``bp.dnn.EventJitFP*Linear``) walk each row in skips drawn
     uniformly, so only probabilities ``c / k`` for whole ``k`` come out:
     brainevent (2.6+) draws skips in ``[1, ceil(2/p))``, which realises
     ``2 / ceil(2/p)``; brainpylib (2.5) in ``[1, 2 ceil(1/p) - 1]``, which
-    realises ``1 / ceil(1/p)``.  Both are exact for ``p = 0.02``; for large
-    ``p`` they fall short (0.466 -> 0.40 on 2.8, 0.333 on 2.5).
+    realises ``1 / ceil(1/p)``. Pass it to
+    :func:`brainpy_halfproj.models.potjans2014.derive` (``jit_numerator``).
+
+    Returns ``2.0`` on brainpy >= 2.6 (brainevent) and ``1.0`` on 2.5 (brainpylib).
     """
-    c = _jit_prob_numerator()
-    return c / math.ceil(c / prob)
-
-
-def jit_nearest_prob(prob: float) -> tuple[float, float]:
-    """``(kernel_prob, realised)``: what to pass so the realised probability is nearest ``prob``.
-
-    ``realised`` is the attainable ``c / k`` nearest ``prob`` (in ratio), and
-    ``kernel_prob`` a value just above it that the kernel maps to the same
-    ``k``.
-    """
-    c = _jit_prob_numerator()
-    k = c / prob
-    candidates = [kk for kk in {math.floor(k), math.ceil(k)} if kk >= c]
-    best = min(candidates, key=lambda kk: abs(math.log(c / kk / prob)))
-    return c / best * (1.0 + 1e-4), c / best
+    return 2.0 if event_kernel_library() == "brainevent" else 1.0

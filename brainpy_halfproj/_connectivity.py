@@ -7,13 +7,15 @@ synapses from a seed on every call. This module reads out exactly the synapses t
 own kernel realises, as a CSR matrix whose rows are presynaptic neurons:
 
 * CSR layers (``bp.dnn.EventCSRLinear``): their indices, index pointers and weights;
-* JIT layers on brainevent (brainpy 2.8/2.9): brainevent's ``tocsr()`` of the very matrix
-  object the layer builds on each call (same seed, shape and orientation);
-* any other event layer (the JIT layers on brainpylib, brainpy 2.5): the layer applied to
-  one-hot spike vectors, in chunks; row ``i`` of the result is what one spike of neuron
-  ``i`` adds to each post neuron.
+* JIT layers (``bp.dnn.EventJitFP*Linear``): the layer's own kernel applied to one-hot
+  spike vectors, one presynaptic neuron at a time (``jax.lax.map``); row ``i`` of the
+  result is what one spike of neuron ``i`` adds to each post neuron, value for value.
+  (brainevent's ``tocsr()`` gives the same matrix on brainpy 2.8/2.9 - the tests check it -
+  but compiles two more kernels for every shape, which costs more than it saves.)
 
-No kernel is written here: every path calls the layer's own kernel library.
+No kernel is written here: every path calls the layer's own kernel library. Reading out a
+JIT layer costs one kernel call per presynaptic neuron, plus numba's compilation of the
+layer's kernel for its shape (seconds) when nothing else has compiled it yet.
 """
 from __future__ import annotations
 
@@ -21,8 +23,6 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-
-from ._compat import event_kernel_library
 
 __all__ = ["SparseRows", "EVENT_LAYERS", "read_connectivity", "stack_blocks"]
 
@@ -96,28 +96,6 @@ def _csr_layer(comm: Any, n_pre: int, n_post: int) -> SparseRows:
     return _from_coo(indices, rows, data, (n_pre, n_post))
 
 
-def _brainevent_jit_layer(comm: Any, n_pre: int, n_post: int) -> SparseRows:
-    """brainevent's ``tocsr()`` of the matrix the layer's update builds (brainpy.math.jitconn)."""
-    import brainevent
-
-    kind = type(comm).__name__
-    value = lambda x: np.asarray(getattr(x, "value", x))  # noqa: E731
-    if kind == "EventJitFPHomoLinear":
-        matrix = brainevent.JITCScalarR((value(comm.weight), comm.prob, comm.seed), shape=(n_post, n_pre),
-                                        corder=not comm.atomic)
-    elif kind == "EventJitFPNormalLinear":
-        matrix = brainevent.JITCNormalR((value(comm.w_mu), value(comm.w_sigma), comm.prob, comm.seed),
-                                        shape=(n_post, n_pre), corder=not comm.atomic)
-    else:
-        matrix = brainevent.JITCUniformR((value(comm.w_low), value(comm.w_high), comm.prob, comm.seed),
-                                         shape=(n_post, n_pre), corder=not comm.atomic)
-    csr = matrix.tocsr()  # rows: post neurons (the layer computes matrix @ spikes)
-    indptr, indices = np.asarray(csr.indptr), np.asarray(csr.indices)
-    data = np.broadcast_to(np.asarray(csr.data, dtype=np.float32), indices.shape)
-    rows = np.repeat(np.arange(n_post), np.diff(indptr))
-    return _from_coo(indices, rows, data, (n_pre, n_post))
-
-
 def _probe(comm: Any, n_pre: int, n_post: int) -> SparseRows:
     """Row ``i``: the layer's output for a spike of presynaptic neuron ``i`` alone."""
     import jax
@@ -165,8 +143,6 @@ def read_connectivity(comm: Any, n_pre: int, n_post: int) -> SparseRows:
                         f"but got a {kind}.")
     if kind == "EventCSRLinear":
         return _csr_layer(comm, n_pre, n_post)
-    if event_kernel_library() == "brainevent" and not comm.transpose:
-        return _brainevent_jit_layer(comm, n_pre, n_post)
     return _probe(comm, n_pre, n_post)
 
 

@@ -5,14 +5,15 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Optional, Sequence
 
 import brainpy as bp
 import brainpy.math as bm
 import numpy as np
 
 from ._compat import event_kernel_library
+from ._progress import show_progress
 
 __all__ = ["EINet", "run_einet", "main"]
 
@@ -32,6 +33,9 @@ class EINet(bp.DynSysGroup):
     dyn
         The namespace that provides the neuron, synapse and projection classes:
         ``brainpy_halfproj.dyn`` (default) or upstream's ``brainpy.dyn``.
+    fused
+        Build the two projections with ``fused=True`` (one kernel call per step for
+        both; plugin namespace only).
 
     Examples
     --------
@@ -41,12 +45,16 @@ class EINet(bp.DynSysGroup):
     False
     >>> net.step_run(0, 20.).shape
     (400,)
+    >>> bhp.EINet(400, fused=True).E.fused_call is not None
+    True
     """
 
-    def __init__(self, n: int = 4000, *, dyn: Optional[ModuleType] = None):
+    def __init__(self, n: int = 4000, *, dyn: ModuleType | None = None, fused: bool = False):
         super().__init__()
         if dyn is None:
-            from . import dyn
+            from . import dyn as default_dyn
+            dyn = default_dyn
+        extra = {"fused": True} if fused else {}  # upstream's classes have no such keyword
         prob = 0.02 * 4000 / n
         self.n_exc = int(n * 0.8)
         self.N = dyn.LifRef(n, V_rest=-60., V_th=-50., V_reset=-60., tau=20., tau_ref=5.,
@@ -55,11 +63,11 @@ class EINet(bp.DynSysGroup):
         self.E = dyn.HalfProjAlignPostMg(comm=bp.dnn.EventJitFPHomoLinear(self.n_exc, n, prob=prob, weight=0.6),
                                          syn=dyn.Expon.desc(size=n, tau=5.),
                                          out=dyn.COBA.desc(E=0.),
-                                         post=self.N)
+                                         post=self.N, **extra)
         self.I = dyn.HalfProjAlignPostMg(comm=bp.dnn.EventJitFPHomoLinear(n - self.n_exc, n, prob=prob, weight=6.7),
                                          syn=dyn.Expon.desc(size=n, tau=10.),
                                          out=dyn.COBA.desc(E=-80.),
-                                         post=self.N)
+                                         post=self.N, **extra)
 
     def update(self, input):
         spk = self.delay.at('I')
@@ -69,8 +77,12 @@ class EINet(bp.DynSysGroup):
         return self.N.spike.value
 
 
-def run_einet(net: bp.DynamicalSystem, n_steps: int, current: float = 20., progress_bar: bool = False) -> np.ndarray:
+def run_einet(net: bp.DynamicalSystem, n_steps: int, current: float = 20.,
+              progress: bool | None = None) -> np.ndarray:
     """Run ``net`` for ``n_steps`` steps with a constant input; return the spike raster.
+
+    ``progress`` shows brainpy's progress bar: ``None`` (default) when a person is
+    watching (standard error is a terminal, or in Jupyter), else as given.
 
     Examples
     --------
@@ -79,11 +91,26 @@ def run_einet(net: bp.DynamicalSystem, n_steps: int, current: float = 20., progr
     (10, 400)
     """
     indices = np.arange(n_steps)
-    spikes = bm.for_loop(lambda i: net.step_run(i, current), indices, progress_bar=progress_bar)
+    spikes = bm.for_loop(lambda i: net.step_run(i, current), indices, progress_bar=show_progress(progress))
     return np.asarray(spikes)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def kernel_path(native: bool) -> str:
+    """Switch native kernel handlers on where they apply (brainpy 2.8/2.9); say which path runs."""
+    from ._native import NativeKernelsError, use_native_kernels
+
+    if event_kernel_library() == "brainpylib":
+        return "brainpylib (native custom calls)"
+    if not native:
+        return "brainevent's Python bridge (--no-native)"
+    try:
+        use_native_kernels()
+    except NativeKernelsError as err:
+        return f"brainevent's Python bridge (native handlers unavailable: {err})"
+    return "native handlers (brainpy_halfproj.use_native_kernels)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m brainpy_halfproj`` (or ``brainpy-halfproj-demo``)."""
     from ._report import merge_report
 
@@ -93,33 +120,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--size", type=int, default=4000, help="number of neurons (default 4000)")
     parser.add_argument("--output", default="einet_raster.png", help="raster plot PNG (default einet_raster.png)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bar (shown when standard error is a terminal)")
     parser.add_argument("--all-cores", action="store_true",
                         help="on the brainpy 2.5 line, do not pin the process to one core (see BENCHMARKS.md)")
+    parser.add_argument("--fused", action="store_true",
+                        help="fused merge groups: one event-kernel call per step for both projections")
+    parser.add_argument("--no-native", action="store_true",
+                        help="on brainpy 2.8/2.9, keep brainevent's Python bridge instead of native kernel handlers")
     args = parser.parse_args(argv)
+    # Validate everything before touching the process (a rejected call must leave it as it was).
+    if args.size < 10:
+        parser.error(f"--size must be at least 10, got {args.size}")
+    if args.duration <= 0:
+        parser.error(f"--duration must be positive, got {args.duration}")
     if event_kernel_library() == "brainpylib" and not args.all_cores and hasattr(os, "sched_setaffinity"):
         # brainpylib's taichi JIT-connectivity kernels hand each call to a thread pool; on a
         # few cores the cross-core hand-off costs more than the kernel. One core is faster
         # (BENCHMARKS.md, "Threads and pinning"). Threads started later inherit the mask.
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    if args.size < 10:
-        parser.error(f"--size must be at least 10, got {args.size}")
-    if args.duration <= 0:
-        parser.error(f"--duration must be positive, got {args.duration}")
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     bm.set_platform("cpu")
+    kernels = kernel_path(native=not args.no_native)
     bm.random.seed(args.seed)
     t0 = time.perf_counter()
-    net = EINet(args.size)
+    net = EINet(args.size, fused=args.fused)
     n_steps = int(round(args.duration / bm.get_dt()))
-    spikes = run_einet(net, n_steps, progress_bar=not args.no_progress)
+    spikes = run_einet(net, n_steps, progress=False if args.no_progress else None)
     wall = time.perf_counter() - t0
     rate = spikes.mean() / (bm.get_dt() / 1000.)
     print(f"brainpy {bp.__version__}: {args.size} neurons, {args.duration:g} ms ({n_steps} steps)")
+    print(f"event kernels: {kernels}; projections: {'fused' if args.fused else 'one kernel call each'}")
     if hasattr(os, "sched_getaffinity"):
         print(f"cores used: {len(os.sched_getaffinity(0))}")
     print(f"mean firing rate: {rate:.2f} Hz")

@@ -112,13 +112,26 @@ class DescriptorSpec:
     arguments
         ``(name, canonical value)`` pairs for every parameter of ``cls.__init__``,
         defaults filled in, in signature order.
+    at_default
+        Names of the arguments whose value equals the class default (left out or
+        written out); :meth:`short` leaves them out. Not part of equality: it follows
+        from ``cls`` and ``arguments``.
     """
 
     cls: type
     arguments: tuple[tuple[str, Any], ...]
+    at_default: frozenset[str] = dataclasses.field(default=frozenset(), compare=False)
 
     def __str__(self) -> str:
-        inner = ", ".join(f"{k}={_fmt(v)}" for k, v in self.arguments)
+        """Every argument: ``Expon(size=4000, tau=5.0, sharding=None, ...)``."""
+        return self._text(self.arguments)
+
+    def short(self) -> str:
+        """The arguments that differ from the class defaults: ``Expon(size=4000, tau=5.0)``."""
+        return self._text(tuple((k, v) for k, v in self.arguments if k not in self.at_default))
+
+    def _text(self, arguments: tuple[tuple[str, Any], ...]) -> str:
+        inner = ", ".join(f"{k}={_fmt(v)}" for k, v in arguments)
         return f"{self.cls.__name__}({inner})"
 
 
@@ -150,8 +163,18 @@ class MergeKey:
     mode: Any
 
     def __str__(self) -> str:
-        label = "" if self.out_label is None else f", out_label={self.out_label!r}"
-        return f"{self.syn} -> {self.out}{label}"
+        """Every argument of both descriptors, and the label."""
+        return f"{self.syn} -> {self.out}{self._label()}"
+
+    def short(self) -> str:
+        """``Expon(size=4000, tau=5.0) -> COBA(E=0.0)``: arguments at their defaults left out.
+
+        The text :func:`~brainpy_halfproj.merge_report` shows for the key.
+        """
+        return f"{self.syn.short()} -> {self.out.short()}{self._label()}"
+
+    def _label(self) -> str:
+        return "" if self.out_label is None else f", out_label={self.out_label!r}"
 
 
 def _fmt(value: Any) -> str:
@@ -187,14 +210,17 @@ def _canonical(value: Any, path: str) -> Any:
             return int(value)
         if isinstance(value, numbers.Real):
             return float(value)
-        return complex(value)
+        if isinstance(value, numbers.Complex):
+            return complex(value)
     if isinstance(value, bm.Variable):  # before bm.Array: Variable subclasses it
         return _ById(value)
     if isinstance(value, (bm.Array, np.ndarray)) or _is_jax_array(value):
         try:
             return _array_value(np.asarray(value))
         except Exception as err:  # e.g. a jax tracer while building inside jit
-            raise UnkeyableError(f"{path} is an array whose values are not known here ({type(value).__name__}: {err})") from None
+            raise UnkeyableError(
+                f"{path} is an array whose values are not known here ({type(value).__name__}: {err})"
+            ) from None
     if isinstance(value, (tuple, list)):
         return (type(value).__name__, tuple(_canonical(v, f"{path}[{i}]") for i, v in enumerate(value)))
     if isinstance(value, dict):
@@ -236,21 +262,37 @@ def describe(desc: Any, path: str = "desc") -> DescriptorSpec:
     --------
     >>> import brainpy as bp
     >>> from brainpy_halfproj import describe
-    >>> str(describe(bp.dyn.COBA.desc(E=0)))
+    >>> spec = describe(bp.dyn.COBA.desc(E=0))
+    >>> str(spec)
     'COBA(E=0, sharding=None, name=None, scaling=None)'
+    >>> spec.short()
+    'COBA(E=0)'
     """
     cls = desc.cls
+    signature = inspect.signature(cls.__init__)
     try:
-        bound = inspect.signature(cls.__init__).bind(None, *desc.args, **desc.kwargs)
+        bound = signature.bind(None, *desc.args, **desc.kwargs)
     except TypeError as err:
         raise TypeError(
             f"{path}={cls.__name__}.desc(...) does not fit the signature of {cls.__name__}: {err}. "
-            f"Check the arguments against {cls.__name__}{inspect.signature(cls.__init__)}."
+            f"Check the arguments against {cls.__name__}{signature}."
         ) from None
     bound.apply_defaults()
     names = list(bound.arguments)[1:]  # drop ``self``
     arguments = tuple((name, _canonical(bound.arguments[name], f"{path}.{name}")) for name in names)
-    return DescriptorSpec(cls, arguments)
+    at_default = frozenset(name for name, value in arguments
+                           if _equals_default(signature.parameters[name].default, value, name))
+    return DescriptorSpec(cls, arguments, at_default)
+
+
+def _equals_default(default: Any, value: Any, name: str) -> bool:
+    """Whether the canonical ``value`` is the parameter's ``default`` (``False`` if it has none)."""
+    if default is inspect.Parameter.empty:
+        return False
+    try:
+        return bool(_canonical(default, name) == value)
+    except UnkeyableError:  # a default with no canonical form: show the argument
+        return False
 
 
 def merge_key(post: Any, syn: Any, out: Any, out_label: str | None = None, mode: Any = None) -> MergeKey:

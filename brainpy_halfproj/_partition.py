@@ -528,27 +528,6 @@ def _paths(model: Any) -> dict[int, str]:
     return paths
 
 
-#: Just-in-time layers up to this many matrix elements are read by probing their own kernel.
-_PROBE_MAX_ELEMENTS = 4_000_000
-
-
-def _read(comm: Any) -> SparseRows:
-    """The synapses of an event layer (``read_connectivity``; small JIT layers by probing).
-
-    Both ways give the same synapses (``tests/test_connectivity.py``). brainevent's
-    ``tocsr()`` compiles two numba kernels per layer shape, about 2 s each on a small
-    machine, whatever the size; probing compiles the layer's own kernel once and costs
-    ``n_pre * n_post``, so it is several times faster below a few million elements (the
-    microcircuit at scale 0.02 has 55 such layers).
-    """
-    from ._connectivity import _probe
-
-    n_in, n_out = comm_sizes(comm)
-    if type(comm).__name__ != "EventCSRLinear" and n_in * n_out <= _PROBE_MAX_ELEMENTS:
-        return _probe(comm, n_in, n_out)
-    return read_connectivity(comm, n_in, n_out)
-
-
 def _check_line() -> None:
     if event_kernel_library() != "brainevent":
         raise PartitionError(
@@ -656,7 +635,7 @@ def partition(model: bp.DynamicalSystem, devices: Union[None, int, Sequence[Any]
                 continue
             layer = PartitionedCSR(comm.to_rows(), mesh, comm.source_layer)  # no second read-out
         elif type(comm).__name__ in EVENT_LAYERS:
-            layer = PartitionedCSR(_read(comm), mesh, type(comm).__name__)
+            layer = PartitionedCSR(read_connectivity(comm, *comm_sizes(comm)), mesh, type(comm).__name__)
         else:
             continue  # element-wise (OneToOne) and dense layers: XLA partitions them itself
         proj.comm = layer

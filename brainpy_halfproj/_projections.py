@@ -8,12 +8,12 @@ values are upstream's (``brainpy.dyn.projections.align_post``).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Optional, Union
+from typing import Any
 
 import brainpy as bp
 import brainpy.math as bm
 
-from . import _checks
+from . import _checks, _fused
 from ._compat import register_delay_by_return
 from ._merge_key import UnkeyableError, merge_key
 from ._registry import MergeGroup, join
@@ -53,7 +53,7 @@ class _AlignPostProjection(bp.Projection):
                           f"set size={tuple(post.varshape) if len(post.varshape) > 1 else post.num} "
                           f"for {type(syn).__name__}")
 
-    def _register_delay(self, pre: Any, delay: Union[None, int, float]) -> Any:
+    def _register_delay(self, pre: Any, delay: None | int | float) -> Any:
         # brainpy's own delay registration: projections from one `pre` share its delay.
         delay_cls = register_delay_by_return(pre)
         delay_cls.register_entry(self.name, delay)
@@ -76,8 +76,13 @@ class _MergingProjection(_AlignPostProjection):
 
     merge_group: MergeGroup
     """The :class:`~brainpy_halfproj.MergeGroup` whose synapse state this projection shares."""
+    fused_call: _fused.FusedCall | None = None
+    """The post group's :class:`~brainpy_halfproj.FusedCall` this projection adds through, or ``None``."""
+    unfused_reason: str | None = None
+    """Why a projection built with ``fused=True`` makes its own kernel call (``None`` otherwise)."""
 
-    def _join(self, syn: Any, out: Any, post: Any, out_label: Optional[str], mode: Optional[bm.Mode]) -> None:
+    def _join(self, syn: Any, out: Any, post: Any, out_label: str | None, mode: bm.Mode | None,
+              fused: bool = False) -> None:
         _checks.descriptor(self, "syn", syn, "add_current")
         _checks.descriptor(self, "out", out, "bind_cond")
         try:
@@ -94,9 +99,23 @@ class _MergingProjection(_AlignPostProjection):
         self.merge_group = join(self, post, key, build, out_label, reason,
                                 check=lambda s, o: self._check_syn_size(s, post))
         self.refs: dict = dict(post=post, syn=self.merge_group.syn, out=self.merge_group.out)
+        if not isinstance(fused, bool):
+            raise TypeError(f"{_checks.who(self)}: `fused` must be True or False, got {fused!r}.")
+        if fused:
+            self.unfused_reason = _fused.why_not_fused(self.comm, mode, post)
+            if self.unfused_reason is None:
+                assert self._n_in is not None  # event layers say their sizes
+                self.fused_call = _fused.join_fused(self, post, self.merge_group, self._n_in)
 
     def _add_to_shared(self, x: Any) -> Any:
-        """Merged step: add the ``comm`` current to the shared synapse; the post integrates it."""
+        """Merged step: add the ``comm`` current to the shared synapse; the post integrates it.
+
+        A fused projection hands its spikes to the post's fused call instead, and returns ``None``.
+        """
+        if self.fused_call is not None:
+            _checks.spikes(self, x, self._n_in)
+            self.fused_call.hand(self, x)
+            return None
         current = self._comm_current(x)
         self.refs["syn"].add_current(current)
         return current
@@ -132,6 +151,14 @@ class HalfProjAlignPostMg(_MergingProjection):
         The projection's name.
     mode
         Computing mode; also used to build the synapse and output.
+    fused
+        Keyword only, default ``False``. ``True``: instead of calling its own kernel, the
+        projection hands its spikes to its post group, which makes one event-kernel call per
+        step for all its fused projections (:class:`FusedCall`). The synaptic input is the same
+        up to the order of floating-point summation; the connectivity is then held as data
+        (memory grows with the synapses). Needs an event ``comm`` (``bp.dnn.EventCSRLinear``,
+        ``bp.dnn.EventJitFP*Linear``) and the default mode; otherwise the projection keeps its
+        own call and ``unfused_reason`` says why. ``update`` then returns ``None``.
 
     Raises
     ------
@@ -160,12 +187,12 @@ class HalfProjAlignPostMg(_MergingProjection):
     """
 
     def __init__(self, comm: bp.DynamicalSystem, syn: Any, out: Any, post: bp.DynamicalSystem,
-                 out_label: Optional[str] = None, name: Optional[str] = None,
-                 mode: Optional[bm.Mode] = None):
+                 out_label: str | None = None, name: str | None = None,
+                 mode: bm.Mode | None = None, *, fused: bool = False):
         super().__init__(name=name, mode=mode)
         self._check_common(comm, post)
         self.comm = comm
-        self._join(syn, out, post, out_label, mode)
+        self._join(syn, out, post, out_label, mode, fused)
         self.refs["comm"] = comm
 
     def update(self, x):
@@ -185,7 +212,7 @@ class FullProjAlignPostMg(_MergingProjection):
         The presynaptic group.
     delay
         Delay in ms (``None``: no delay).
-    comm, syn, out, post, out_label, name, mode
+    comm, syn, out, post, out_label, name, mode, fused
         As in :class:`HalfProjAlignPostMg`.
 
     Raises
@@ -210,14 +237,14 @@ class FullProjAlignPostMg(_MergingProjection):
     (True, True)
     """
 
-    def __init__(self, pre: bp.DynamicalSystem, delay: Union[None, int, float], comm: bp.DynamicalSystem,
-                 syn: Any, out: Any, post: bp.DynamicalSystem, out_label: Optional[str] = None,
-                 name: Optional[str] = None, mode: Optional[bm.Mode] = None):
+    def __init__(self, pre: bp.DynamicalSystem, delay: None | int | float, comm: bp.DynamicalSystem,
+                 syn: Any, out: Any, post: bp.DynamicalSystem, out_label: str | None = None,
+                 name: str | None = None, mode: bm.Mode | None = None, *, fused: bool = False):
         super().__init__(name=name, mode=mode)
         self._check_common(comm, post, pre, full=True)
         self.comm = comm
         delay_cls = self._register_delay(pre, delay)
-        self._join(syn, out, post, out_label, mode)
+        self._join(syn, out, post, out_label, mode, fused)
         self.refs.update(pre=pre, comm=comm, delay=delay_cls)
 
     def update(self):
@@ -263,12 +290,12 @@ class HalfProjAlignPost(_AlignPostProjection):
     """
 
     def __init__(self, comm: bp.DynamicalSystem, syn: bp.DynamicalSystem, out: bp.DynamicalSystem,
-                 post: bp.DynamicalSystem, out_label: Optional[str] = None, name: Optional[str] = None,
-                 mode: Optional[bm.Mode] = None):
+                 post: bp.DynamicalSystem, out_label: str | None = None, name: str | None = None,
+                 mode: bm.Mode | None = None):
         super().__init__(name=name, mode=mode)
         self._check_common(comm, post)
-        _checks.instance(self, "syn", syn, _checks.AlignPostSynapse, "add_current")
-        _checks.instance(self, "out", out, _checks.ConductanceBinder, "bind_cond")
+        _checks.instance(self, "syn", syn, _checks.AlignPostSynapse, "add_current", "HalfProjAlignPostMg")
+        _checks.instance(self, "out", out, _checks.ConductanceBinder, "bind_cond", "HalfProjAlignPostMg")
         self._check_syn_size(syn, post)
         self.comm = comm
         self.syn = syn
@@ -311,14 +338,14 @@ class FullProjAlignPost(_AlignPostProjection):
     True
     """
 
-    def __init__(self, pre: bp.DynamicalSystem, delay: Union[None, int, float], comm: bp.DynamicalSystem,
+    def __init__(self, pre: bp.DynamicalSystem, delay: None | int | float, comm: bp.DynamicalSystem,
                  syn: bp.DynamicalSystem, out: bp.DynamicalSystem, post: bp.DynamicalSystem,
-                 out_label: Optional[str] = None, name: Optional[str] = None,
-                 mode: Optional[bm.Mode] = None):
+                 out_label: str | None = None, name: str | None = None,
+                 mode: bm.Mode | None = None):
         super().__init__(name=name, mode=mode)
         self._check_common(comm, post, pre, full=True)
-        _checks.instance(self, "syn", syn, _checks.AlignPostSynapse, "add_current")
-        _checks.instance(self, "out", out, _checks.ConductanceBinder, "bind_cond")
+        _checks.instance(self, "syn", syn, _checks.AlignPostSynapse, "add_current", "FullProjAlignPostMg")
+        _checks.instance(self, "out", out, _checks.ConductanceBinder, "bind_cond", "FullProjAlignPostMg")
         self._check_syn_size(syn, post)
         self.comm = comm
         self.syn = syn

@@ -25,14 +25,15 @@ string. A projection whose key cannot be built gets a private group with
 from __future__ import annotations
 
 import weakref
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import brainpy as bp
 import numpy as np
 
 from ._merge_key import MergeKey
 
-__all__ = ["MergeGroup", "groups_of", "join"]
+__all__ = ["MergeGroup", "groups_of", "join", "state_size"]
 
 _PREFIX = "halfproj_"
 
@@ -71,8 +72,8 @@ class MergeGroup(bp.DynamicalSystem):
     'halfproj_Expon_CUBA_0'
     """
 
-    def __init__(self, key: Optional[MergeKey], syn: Any, out: Any, storage_name: str,
-                 unmerged_reason: Optional[str] = None):
+    def __init__(self, key: MergeKey | None, syn: Any, out: Any, storage_name: str,
+                 unmerged_reason: str | None = None):
         super().__init__()
         self.syn = syn
         self.out = out
@@ -93,7 +94,7 @@ class MergeGroup(bp.DynamicalSystem):
     @property
     def state_size(self) -> int:
         """Number of state elements (all synapse variables) held by this group."""
-        return int(sum(np.size(v.value) for v in self.syn.vars().unique().values()))
+        return state_size(self.syn)
 
     def update(self, *args, **kwargs):
         # Upstream's ``_AlignPost.update``: integrate the synapse, bind it to the output.
@@ -104,6 +105,11 @@ class MergeGroup(bp.DynamicalSystem):
         pass
 
 
+def state_size(syn: Any) -> int:
+    """Number of state elements (all variables) of a synapse, shared or not."""
+    return int(sum(np.size(v.value) for v in syn.vars().unique().values()))
+
+
 def groups_of(post: Any) -> Iterator[MergeGroup]:
     """The merge groups stored on ``post``, in construction order."""
     for node in post.before_updates.values():
@@ -111,8 +117,8 @@ def groups_of(post: Any) -> Iterator[MergeGroup]:
             yield node
 
 
-def join(proj: Any, post: Any, key: Optional[MergeKey], build: Callable[[], tuple[Any, Any]],
-         out_label: Optional[str], unmerged_reason: Optional[str] = None,
+def join(proj: Any, post: Any, key: MergeKey | None, build: Callable[[], tuple[Any, Any]],
+         out_label: str | None, unmerged_reason: str | None = None,
          check: Callable[[Any, Any], None] = lambda syn, out: None) -> MergeGroup:
     """Add ``proj`` to the group of ``post`` whose key equals ``key``; create it if none.
 

@@ -3,30 +3,31 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import inspect
-from typing import Any, Optional
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import brainpy as bp
 
-from ._merge_key import DescriptorSpec, MergeKey, UnkeyableError, _canonical, _fmt
+from ._fused import FusedCall, fused_call_of
+from ._merge_key import MergeKey
 from ._registry import MergeGroup, groups_of
 
-__all__ = ["merge_report", "MergeReport", "GroupInfo"]
+__all__ = ["merge_report", "MergeReport", "GroupInfo", "FusedInfo"]
+
+T = TypeVar("T")
 
 
-def _short(spec: DescriptorSpec) -> str:
-    """``Expon(size=4000, tau=5.0)``: the spec without arguments left at their defaults."""
-    params = inspect.signature(spec.cls.__init__).parameters
-    shown = []
-    for name, value in spec.arguments:
-        default = params[name].default
-        try:
-            if default is not inspect.Parameter.empty and _canonical(default, name) == value:
-                continue
-        except UnkeyableError:
-            pass
-        shown.append(f"{name}={_fmt(value)}")
-    return f"{spec.cls.__name__}({', '.join(shown)})"
+def group_by_post(items: Iterable[T], post_of: Callable[[T], Any]) -> list[tuple[Any, list[T]]]:
+    """``[(post, items onto it)]``: posts compared by identity, in order of first appearance."""
+    grouped: list[tuple[Any, list[T]]] = []
+    for item in items:
+        post = post_of(item)
+        entry = next((e for e in grouped if e[0] is post), None)
+        if entry is None:
+            grouped.append((post, [item]))
+        else:
+            entry[1].append(item)
+    return grouped
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +43,8 @@ class GroupInfo:
     key
         Its :class:`MergeKey` (``None`` for a private group that could not be keyed).
     key_text
-        The key in short readable form (arguments at their defaults left out).
+        The key in short readable form (:meth:`MergeKey.short`: arguments at their
+        defaults left out).
     projections
         The member projections, in construction order.
     state_size
@@ -55,12 +57,43 @@ class GroupInfo:
 
     post: Any
     group: MergeGroup
-    key: Optional[MergeKey]
+    key: MergeKey | None
     key_text: str
     projections: tuple
     state_size: int
     saved_elements: int
-    unmerged_reason: Optional[str]
+    unmerged_reason: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class FusedInfo:
+    """The fused kernel call of one post group in a :class:`MergeReport`.
+
+    Attributes
+    ----------
+    post
+        The post-synaptic group.
+    call
+        The :class:`~brainpy_halfproj.FusedCall` node.
+    projections
+        The projections whose spikes it takes, in row order.
+    synapses
+        Synapses in the stacked connectivity.
+    nbytes
+        Memory the stacked connectivity takes.
+    """
+
+    post: Any
+    call: FusedCall
+    projections: tuple
+    synapses: int
+    nbytes: int
+
+    @property
+    def text(self) -> str:
+        groups = len(self.call.groups)
+        return (f"fused: 1 kernel call per step for {len(self.projections)} projection(s) into {groups} synapse "
+                f"state(s); stacked connectivity {self.synapses} synapses, {self.nbytes / 2**20:.2f} MiB")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,9 +107,16 @@ class MergeReport:
     ----------
     groups
         One :class:`GroupInfo` per synapse state, grouped by post in model order.
+    fused
+        One :class:`FusedInfo` per post group with a fused kernel call.
+    not_fused
+        ``(projection, reason)`` for each projection built with ``fused=True`` that makes its
+        own kernel call.
     """
 
     groups: tuple[GroupInfo, ...]
+    fused: tuple[FusedInfo, ...] = ()
+    not_fused: tuple[tuple[Any, str], ...] = ()
 
     @property
     def saved_elements(self) -> int:
@@ -88,30 +128,36 @@ class MergeReport:
         """Synapse state elements held by all groups."""
         return sum(g.state_size for g in self.groups)
 
-    def _posts(self) -> list:
-        posts: list = []
-        for g in self.groups:
-            if not any(p is g.post for p in posts):
-                posts.append(g.post)
-        return posts
+    def by_post(self) -> list[tuple[Any, list[GroupInfo]]]:
+        """``[(post, its groups)]``, posts in model order."""
+        return group_by_post(self.groups, lambda g: g.post)
+
+    @property
+    def posts(self) -> list:
+        """The post groups, in model order."""
+        return [post for post, _ in self.by_post()]
 
     def _headline(self) -> str:
         n_proj = sum(len(g.projections) for g in self.groups)
-        return (f"{n_proj} merging projection(s) onto {len(self._posts())} post group(s) share "
+        fused = (f"; {len(self.fused)} fused kernel call(s) per step for "
+                 f"{sum(len(f.projections) for f in self.fused)} projection(s)") if self.fused else ""
+        return (f"{n_proj} merging projection(s) onto {len(self.posts)} post group(s) share "
                 f"{len(self.groups)} synapse state(s): {self.state_size} state elements, "
-                f"{self.saved_elements} saved by merging")
+                f"{self.saved_elements} saved by merging{fused}")
 
     def __str__(self) -> str:
         lines = [self._headline()]
-        for post in self._posts():
+        for post, groups in self.by_post():
             lines.append(f"post {post.name} ({type(post).__name__}, {post.num} neurons)")
-            for g in (g for g in self.groups if g.post is post):
+            for g in groups:
                 members = ", ".join(p.name for p in g.projections)
                 lines.append(f"  [{g.group.storage_name}] {g.key_text}")
                 lines.append(f"      shared by {len(g.projections)}: {members}; state {g.state_size}, "
                              f"saved {g.saved_elements}")
                 if g.unmerged_reason:
                     lines.append(f"      not merged: {g.unmerged_reason}")
+            lines.extend(f"  {f.text}" for f in self.fused if f.post is post)
+            lines.extend(f"  not fused: {p.name}: {why}" for p, why in self.not_fused if p.post is post)
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -124,9 +170,11 @@ class MergeReport:
                 f"<tr><td>{esc(g.post.name)}</td><td><code>{esc(g.key_text)}</code>{note}</td>"
                 f"<td>{len(g.projections)}: {members}</td><td>{g.state_size}</td><td>{g.saved_elements}</td></tr>"
             )
+        notes = [f"<li>{esc(f.post.name)}: {esc(f.text)}</li>" for f in self.fused]
+        notes += [f"<li>{esc(p.name)} not fused: {esc(why)}</li>" for p, why in self.not_fused]
         return (f"<p>{esc(self._headline())}</p><table><thead><tr><th>post</th><th>synapse -&gt; output"
                 f"</th><th>projections</th><th>state elements</th><th>saved</th></tr></thead><tbody>"
-                + "".join(rows) + "</tbody></table>")
+                + "".join(rows) + "</tbody></table>" + (f"<ul>{''.join(notes)}</ul>" if notes else ""))
 
 
 def merge_report(model_or_post: bp.DynamicalSystem) -> MergeReport:
@@ -160,18 +208,24 @@ def merge_report(model_or_post: bp.DynamicalSystem) -> MergeReport:
     if not isinstance(model_or_post, bp.DynamicalSystem):
         raise TypeError(f"merge_report: `model_or_post` must be a brainpy DynamicalSystem (a network "
                         f"or a post group), but got a {type(model_or_post).__name__}.")
-    infos = []
+    infos: list[GroupInfo] = []
+    fused: list[FusedInfo] = []
+    not_fused: list[tuple[Any, str]] = []
     for node in model_or_post.nodes().subset(bp.DynamicalSystem).unique().values():
         if not hasattr(node, "before_updates"):
             continue
+        call = fused_call_of(node)
+        if call is not None:
+            fused.append(FusedInfo(node, call, tuple(call.projections), call.connectivity.nnz,
+                                   call.connectivity.nbytes))
         for group in groups_of(node):
             members = tuple(group.projections)
+            not_fused.extend((p, p.unfused_reason) for p in members if p.unfused_reason)
             if group.key is None:
                 key_text = f"{type(group.syn).__name__} -> {type(group.out).__name__} (private)"
             else:
-                label = "" if group.key.out_label is None else f", out_label={group.key.out_label!r}"
-                key_text = f"{_short(group.key.syn)} -> {_short(group.key.out)}{label}"
+                key_text = group.key.short()
             size = group.state_size
             infos.append(GroupInfo(node, group, group.key, key_text, members, size,
                                    size * max(len(members) - 1, 0), group.unmerged_reason))
-    return MergeReport(tuple(infos))
+    return MergeReport(tuple(infos), tuple(fused), tuple(not_fused))

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import brainpy as bp
 import numpy as np
 
 from . import _projections
-from ._report import merge_report
+from ._registry import state_size
+from ._report import group_by_post, merge_report
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -39,6 +40,7 @@ class _State:
     syn: Any
     post: Any
     label: str
+    size: int
     projections: list = dataclasses.field(default_factory=list)
 
 
@@ -52,10 +54,11 @@ def _collect(model_or_post: bp.DynamicalSystem) -> tuple[list, list, dict]:
             labels[id(node)] = path
         if isinstance(node, classes) and all(p is not node for p in found):
             found.append(node)
-    # Members of our merge groups (this also finds them from a post group alone).
-    texts: dict[int, str] = {}
+    # Members of our merge groups (this also finds them from a post group alone); the report
+    # gives their text and size.
+    reported: dict[int, tuple[str, int]] = {}
     for info in merge_report(model_or_post).groups:
-        texts[id(info.group.syn)] = info.key_text
+        reported[id(info.group.syn)] = (info.key_text, info.state_size)
         for proj in info.projections:
             if all(p is not proj for p in found):
                 found.append(proj)
@@ -64,18 +67,18 @@ def _collect(model_or_post: bp.DynamicalSystem) -> tuple[list, list, dict]:
     for proj in found:
         syn, post = proj.refs["syn"], proj.refs["post"]
         if id(syn) not in states:
-            text = texts.get(id(syn))
-            if text is None:
+            if id(syn) in reported:
+                text, size = reported[id(syn)]
+            else:  # unmerged, or upstream's: no key
                 out = proj.refs.get("out")
                 text = _instance_text(syn) + ("" if out is None else f" -> {_instance_text(out)}")
-            states[id(syn)] = _State(syn, post, text)
+                size = state_size(syn)
+            states[id(syn)] = _State(syn, post, text, size)
         states[id(syn)].projections.append(proj)
 
-    posts: list = []
-    for state in states.values():
-        if not any(p is state.post for p in posts):
-            posts.append(state.post)
-    ordered = [s for p in posts for s in states.values() if s.post is p]
+    grouped = group_by_post(states.values(), lambda state: state.post)
+    posts = [post for post, _ in grouped]
+    ordered = [state for _, by_post in grouped for state in by_post]
     for node in found + posts:
         labels.setdefault(id(node), node.name)
     return posts, ordered, labels
@@ -104,11 +107,8 @@ def _instance_text(obj: Any) -> str:
 
 def _proj_text(proj: Any) -> str:
     where = "" if isinstance(proj, _projections._AlignPostProjection) else " (bp.dyn)"
-    return f"{type(proj).__name__}{where}"
-
-
-def _state_size(syn: Any) -> int:
-    return int(sum(np.size(v.value) for v in syn.vars().unique().values()))
+    fused = ", fused" if getattr(proj, "fused_call", None) is not None else ""
+    return f"{type(proj).__name__}{where}{fused}"
 
 
 _ARRAY = re.compile(r"array\(shape=\(([^)]*)\), dtype=(\w+), sha256=(\w+)\)")
@@ -153,7 +153,7 @@ def _place_columns(ax: Axes, columns: tuple[list, list, list]) -> list[float]:
             break
     gap = max((1.0 - total) / 2, 0.02)
     centers = [widths[0] / 2, widths[0] + gap + widths[1] / 2, 1.0 - widths[2] / 2]
-    for x, col in zip(centers, columns):
+    for x, col in zip(centers, columns, strict=True):
         for t in col:
             t.set_x(x)
     return centers
@@ -163,7 +163,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Optional[Axes] = None) -> Axes:
+def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Axes | None = None) -> Axes:
     """Draw which projections share which synapse state, on which post group.
 
     Three columns: the align-post projections (left) point at the synapse states
@@ -234,16 +234,21 @@ def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Optional[Axes] = N
         ax.annotate("", xy=(0.0, 0.5), xycoords=target, xytext=(1.0, 0.5), textcoords=source, zorder=1,
                     arrowprops=dict(arrowstyle="->", color="0.35", lw=1.2, shrinkA=6, shrinkB=6))
 
+    fused = {id(f.post): f for f in merge_report(model_or_post).fused}
     columns: tuple[list, list, list] = ([], [], [])
     post_boxes = {}
     for p in posts:
-        post_boxes[id(p)] = box(y_post[id(p)], f"{labels[id(p)]}\n{type(p).__name__}, {p.num} neurons",
-                                _COLORS["post"])
+        text = f"{labels[id(p)]}\n{type(p).__name__}, {p.num} neurons"
+        if id(p) in fused:
+            f = fused[id(p)]
+            text += (f"\n1 fused kernel call for {_plural(len(f.projections), 'projection')}"
+                     f"\n{f.synapses} synapses, {f.nbytes / 2**20:.1f} MiB")
+        post_boxes[id(p)] = box(y_post[id(p)], text, _COLORS["post"])
         columns[2].append(post_boxes[id(p)])
     for s in states:
         shared = len(s.projections) > 1
         note = f"shared by {len(s.projections)}" if shared else "1 projection"
-        state_box = box(y_state[id(s.syn)], f"{_wrap(s.label)}\nstate: {_state_size(s.syn)} elements, {note}",
+        state_box = box(y_state[id(s.syn)], f"{_wrap(s.label)}\nstate: {s.size} elements, {note}",
                         _COLORS["shared" if shared else "single"])
         columns[1].append(state_box)
         arrow(state_box, post_boxes[id(s.post)])
@@ -255,7 +260,7 @@ def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Optional[Axes] = N
     ax.set_ylim(-0.6, n_rows - 0.05)
     ax.axis("off")
     centers = _place_columns(ax, columns)
-    for x, head in zip(centers, ("projections", "synapse states", "post groups")):
+    for x, head in zip(centers, ("projections", "synapse states", "post groups"), strict=True):
         ax.text(x, n_rows - 0.35, head, ha="center", va="bottom", fontsize=10, fontweight="bold")
     ax.set_title(f"{_plural(len(projections), 'projection')} -> {_plural(len(states), 'synapse state')} -> "
                  f"{_plural(len(posts), 'post group')}")

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from brainpy_halfproj._connectivity import SparseRows, _probe, read_connectivity, stack_blocks
+from brainpy_halfproj._compat import event_kernel_library
+from brainpy_halfproj._connectivity import SparseRows, read_connectivity, stack_blocks
 
 N_PRE, N_POST = 300, 200
 
@@ -30,8 +31,28 @@ def test_read_out_matrix_gives_the_layers_current(kind):
         spikes = np.random.default_rng(seed).random(N_PRE) < 0.2
         expected = np.asarray(jax.jit(lambda s: comm(s))(jnp.asarray(spikes)))
         np.testing.assert_allclose(spikes.astype(np.float32) @ dense, expected, rtol=1e-5, atol=1e-5)
-    # and it is, value for value, what one spike of each neuron adds (the layer's own kernel)
-    np.testing.assert_array_equal(dense, _probe(comm, N_PRE, N_POST).todense())
+    # one spike of neuron i adds row i, value for value
+    for i in (0, 17, N_PRE - 1):
+        one = np.asarray(jax.jit(lambda s: comm(s))(jnp.arange(N_PRE) == i))
+        np.testing.assert_array_equal(dense[i], one)
+
+
+@pytest.mark.skipif(event_kernel_library() != "brainevent", reason="brainevent's tocsr (brainpy >= 2.6)")
+@pytest.mark.parametrize("kind", ["jit_homo", "jit_homo_outdim_parallel", "jit_normal", "jit_uniform"])
+def test_read_out_equals_brainevents_own_csr(kind):
+    """An independent read-out: brainevent's tocsr() of the matrix brainpy's layer builds on each call."""
+    import brainevent
+
+    comm = LAYERS[kind]()
+    cls, params = {"EventJitFPHomoLinear": (brainevent.JITCScalarR, ("weight",)),
+                   "EventJitFPNormalLinear": (brainevent.JITCNormalR, ("w_mu", "w_sigma")),
+                   "EventJitFPUniformLinear": (brainevent.JITCUniformR, ("w_low", "w_high"))}[type(comm).__name__]
+    values = tuple(np.asarray(getattr(getattr(comm, p), "value", getattr(comm, p))) for p in params)
+    csr = cls((*values, comm.prob, comm.seed), shape=(N_POST, N_PRE), corder=not comm.atomic).tocsr()
+    expected = np.zeros((N_POST, N_PRE), np.float32)
+    rows = np.repeat(np.arange(N_POST), np.diff(np.asarray(csr.indptr)))
+    expected[rows, np.asarray(csr.indices)] = np.broadcast_to(np.asarray(csr.data), rows.shape)
+    np.testing.assert_array_equal(read_connectivity(comm, N_PRE, N_POST).todense(), expected.T)
 
 
 def test_columns_and_stacking_rebuild_the_matrix():

@@ -40,7 +40,7 @@ def test_star_import_and_dir_offer_every_name():
 def test_unknown_name_raises_attribute_error():
     with pytest.raises(AttributeError, match=r"module 'brainpy_halfproj.dyn' has no attribute 'NoSuchNeuron' "
                                              r"\(nor has brainpy.dyn\)"):
-        bhp.dyn.NoSuchNeuron
+        _ = bhp.dyn.NoSuchNeuron
 
 
 def test_importing_leaves_brainpy_dyn_classes_upstream():

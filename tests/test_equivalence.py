@@ -3,9 +3,10 @@ import brainpy as bp
 import brainpy.math as bm
 import numpy as np
 import pytest
-from conftest import CLASSES, build_net, run
 
 import brainpy_halfproj as bhp
+
+from ._nets import CLASSES, build_net, run
 
 
 def _state(net):

@@ -1,10 +1,12 @@
 """Every construction and call error: type, and a message that names the fix."""
 import brainpy as bp
 import brainpy.math as bm
+import numpy as np
 import pytest
-from conftest import MERGING
 
 import brainpy_halfproj as bhp
+
+from ._nets import CLASSES, MERGING
 
 N = 40
 
@@ -131,3 +133,32 @@ def test_spike_input_of_the_wrong_size(cls_name, jit):
 def test_descriptor_arguments_must_fit_the_class(post):
     with pytest.raises(TypeError, match=r"syn=Expon\.desc\(\.\.\.\) does not fit the signature of Expon: .*tua"):
         bhp.HalfProjAlignPostMg(bp.dnn.Linear(4, N), bp.dyn.Expon.desc(N, tua=5.), bp.dyn.CUBA.desc(), post)
+
+
+@pytest.mark.parametrize("cls_name", CLASSES)
+def test_sizes_given_as_numpy_integers_are_checked(cls_name):
+    with pytest.raises(ValueError, match=r"the size of `comm` is \(50,\), but `post` has size \(40,\)"):
+        make(cls_name, comm=bp.dnn.EventJitFPHomoLinear(np.int64(20), np.int64(50), prob=0.1, weight=0.6))
+
+
+@pytest.mark.parametrize("cls_name", ["FullProjAlignPostMg", "FullProjAlignPost"])
+def test_input_sizes_given_as_numpy_integers_are_checked(cls_name):
+    with pytest.raises(ValueError, match=r"the size of `comm` is \(30,\), but `pre` \(input side\) has size \(20,\)"):
+        make(cls_name, comm=bp.dnn.EventJitFPHomoLinear(np.int64(30), np.int64(N), prob=0.1, weight=0.6))
+
+
+class MyHalf(bhp.HalfProjAlignPost):
+    """A user subclass: the suggestion must name the plugin's merging class, not 'MyHalfMg'."""
+
+
+class MyFull(bhp.FullProjAlignPost):
+    pass
+
+
+@pytest.mark.parametrize("cls, suggested", [(MyHalf, "HalfProjAlignPostMg"), (MyFull, "FullProjAlignPostMg")])
+def test_subclasses_are_pointed_to_the_plugins_merging_class(cls, suggested):
+    comm = bp.dnn.EventJitFPHomoLinear(20, N, prob=0.1, weight=0.6)
+    pre = (bp.dyn.LifRef(20), 1.) if cls is MyFull else ()
+    with pytest.raises(TypeError, match=rf"{cls.__name__} '.*': `syn` must be an instance, .* or use the merging "
+                                        rf"variant {suggested}, which takes descriptors\."):
+        cls(*pre, comm, bp.dyn.Expon.desc(N), bp.dyn.COBA(E=0.), bp.dyn.LifRef(N))

@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 import brainpy_halfproj as bhp  # noqa: E402
 from brainpy_halfproj.plotting import plot_merge_diagram  # noqa: E402
 
-from conftest import build_net  # noqa: E402
+from ._nets import build_net  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -152,3 +152,12 @@ def test_columns_do_not_overlap(figsize):
     left, middle, right = (columns[x] for x in sorted(columns))
     assert max(b.x1 for b in left) < min(b.x0 for b in middle)
     assert max(b.x1 for b in middle) < min(b.x0 for b in right)
+
+
+def test_fused_calls_are_drawn_with_their_memory():
+    net = bhp.EINet(400, fused=True)
+    texts = _texts(plot_merge_diagram(net))
+    assert "E\nHalfProjAlignPostMg, fused" in texts and "I\nHalfProjAlignPostMg, fused" in texts
+    (info,) = bhp.merge_report(net).fused
+    assert (f"N\nLifRef, 400 neurons\n1 fused kernel call for 2 projections\n{info.synapses} synapses, "
+            f"{info.nbytes / 2**20:.1f} MiB") in texts

@@ -47,15 +47,18 @@ def test_long_arrays_differing_in_the_middle_do_not_merge(post):
     assert len(bhp.merge_report(big).groups) == 2
 
 
-def test_upstream_merges_long_arrays_that_differ(post):
-    """Documents the upstream weakness that our key fixes (README: differences)."""
+@pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
+    "upstream bug (README: differences): bp.dyn keys merging on str() of the descriptor "
+    "arguments, and numpy abbreviates long arrays in str(), so two different tau arrays merge. "
+    "This test passes (XPASS) once upstream fixes it."))
+def test_upstream_keeps_long_arrays_that_differ_apart():
     big = bp.dyn.LifRef(2000)
     tau_a = np.full(2000, 5.)
     tau_b = tau_a.copy()
     tau_b[1000] = 6.
     a = bp.dyn.HalfProjAlignPostMg(bp.dnn.Linear(8, 2000), bp.dyn.Expon.desc(2000, tau=tau_a), bp.dyn.CUBA.desc(), big)
     b = bp.dyn.HalfProjAlignPostMg(bp.dnn.Linear(8, 2000), bp.dyn.Expon.desc(2000, tau=tau_b), bp.dyn.CUBA.desc(), big)
-    assert a.syn is b.syn
+    assert a.syn is not b.syn
 
 
 @pytest.mark.parametrize("a, b", [
@@ -154,7 +157,8 @@ def test_mode_is_part_of_the_key(expon, coba):
 def test_storage_names_are_stable_and_readable(post, coba):
     a = proj(post, bp.dyn.Expon.desc(N, tau=5.), coba)
     b = proj(post, bp.dyn.Expon.desc(N, tau=6.), bp.dyn.CUBA.desc())
-    assert (a.merge_group.storage_name, b.merge_group.storage_name) == ("halfproj_Expon_COBA_0", "halfproj_Expon_CUBA_1")
+    names = (a.merge_group.storage_name, b.merge_group.storage_name)
+    assert names == ("halfproj_Expon_COBA_0", "halfproj_Expon_CUBA_1")
     assert post.get_bef_update("halfproj_Expon_COBA_0") is a.merge_group
 
 

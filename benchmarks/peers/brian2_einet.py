@@ -26,7 +26,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     import brian2 as b2
-    from brian2 import ms, mV, second
+    from brian2 import ms, mV
     workdir = tempfile.mkdtemp(prefix='halfproj_brian2_')
     if args.target == 'cpp_standalone':
         b2.set_device('cpp_standalone', directory=workdir, build_on_run=False)

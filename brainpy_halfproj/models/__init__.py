@@ -1,4 +1,5 @@
 """Published network models built on ``brainpy_halfproj`` projections."""
+from . import potjans2014 as potjans2014
 from .microcircuit import CONN_PROBS as CONN_PROBS
 from .microcircuit import FULL_SIZES as FULL_SIZES
 from .microcircuit import K_EXT as K_EXT
@@ -9,3 +10,5 @@ from .microcircuit import microcircuit as microcircuit
 from .microcircuit import population_rates as population_rates
 from .microcircuit import psp_to_psc as psp_to_psc
 from .microcircuit import simulate as simulate
+from .potjans2014 import MicrocircuitParams as MicrocircuitParams
+from .potjans2014 import derive as derive
