@@ -92,7 +92,7 @@ def worker(a: argparse.Namespace) -> dict:
     n_dev = a.devices if a.partition else 1
     if report is not None:
         state, conn = report.state_bytes_per_device, report.connectivity_bytes_per_device
-        synapses, slots = report.synapses, sum(p.slots_per_device for p in report.projections)
+        synapses, slots = report.synapses, sum(c.slots_per_device for c in report.calls)
     else:
         state = sum(np.asarray(v.value).nbytes for v in net.vars().unique().values())
         conn, synapses, slots = 0, 0, 0

@@ -27,8 +27,8 @@ from ._native import native_kernels as native_kernels
 from ._native import native_kernels_enabled as native_kernels_enabled
 from ._native import use_native_kernels as use_native_kernels
 from ._partition import Partition as Partition
-from ._partition import PartitionError as PartitionError
 from ._partition import PartitionedCSR as PartitionedCSR
+from ._partition import PartitionError as PartitionError
 from ._partition import count_collectives as count_collectives
 from ._partition import gather as gather
 from ._partition import partition as partition

@@ -47,17 +47,18 @@ rasters and state.
 
 Fused groups
 ------------
-:class:`PartitionedCSR` is built from a :class:`~brainpy_halfproj._connectivity.SparseRows`
-and a mesh, not from a projection: a fused merge group (one kernel call for the stacked
-connectivity of several projections, ``stack_blocks``) becomes one partitioned call per
-device the same way.
+A post group's fused call (``fused=True``: one kernel call for all fused members, on their
+stacked connectivity) stays one call: its kernel becomes a :class:`PartitionedCSR` with
+one column block per merge group, and each device makes one call for its own neurons'
+columns of every block (:meth:`FusedCall.use_kernel <brainpy_halfproj._fused.FusedCall.use_kernel>`).
 """
 from __future__ import annotations
 
 import dataclasses
 import re
 import weakref
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import brainpy as bp
 import brainpy.math as bm
@@ -66,6 +67,7 @@ import numpy as np
 from ._checks import comm_sizes
 from ._compat import BRAINPY_VERSION, event_kernel_library
 from ._connectivity import EVENT_LAYERS, SparseRows, read_connectivity
+from ._fused import FusedCall, fused_call_of
 
 __all__ = [
     "AXIS",
@@ -74,6 +76,7 @@ __all__ = [
     "Partition",
     "VariableInfo",
     "ProjectionInfo",
+    "CallInfo",
     "partition",
     "partition_report",
     "count_collectives",
@@ -89,7 +92,7 @@ COLLECTIVES: tuple[str, ...] = ("all-gather", "all-reduce", "reduce-scatter", "c
                                 "all-to-all", "collective-broadcast")
 
 #: The mesh each partitioned model lives on (the model holds no extra attribute).
-_MESHES: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+_MESHES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 class PartitionError(RuntimeError):
@@ -168,9 +171,15 @@ class PartitionedCSR(bp.DynamicalSystem):
     by all devices (the padding points to an extra output column that is discarded), and
     runs ``bm.event.csrmv`` on them inside ``jax.shard_map``.
 
+    With ``groups=G`` the columns are ``G`` blocks of ``n`` post neurons (a fused merge
+    group's stacked connectivity: one block per synapse state); each device takes its
+    neurons of every block, makes one call for all of them, and the result has shape
+    ``(G, n)``.
+
     You rarely build one yourself: :func:`partition` replaces every event ``comm`` layer
-    by one. The blocks are stored as ``brainstate`` states, which JAX receives as
-    arguments (not as constants in the program) and which checkpoints do not include.
+    (and every fused call's kernel) by one. The blocks are stored as ``brainstate``
+    states, which JAX receives as arguments (not as constants in the program) and which
+    checkpoints do not include.
 
     Parameters
     ----------
@@ -179,7 +188,9 @@ class PartitionedCSR(bp.DynamicalSystem):
     mesh
         A one-axis ``jax.sharding.Mesh`` whose size divides the number of post neurons.
     source_layer
-        Class name of the layer the connectivity was read from (for reports).
+        What the connectivity was read from (for reports).
+    groups
+        Number of column blocks.
 
     Attributes
     ----------
@@ -197,31 +208,41 @@ class PartitionedCSR(bp.DynamicalSystem):
     >>> from brainpy_halfproj._connectivity import SparseRows
     >>> rows = SparseRows(np.array([0, 2, 3]), np.array([0, 3, 1], np.int32),
     ...                   np.array([1., 2., 4.], np.float32), (2, 4))
-    >>> layer = PartitionedCSR(rows, Mesh(np.array(jax.devices()[:1]), ('neurons',)))
+    >>> mesh = Mesh(np.array(jax.devices()[:1]), ('neurons',))
+    >>> layer = PartitionedCSR(rows, mesh)
     >>> np.asarray(layer(np.array([True, True]))).tolist()
     [1.0, 4.0, 0.0, 2.0]
     >>> layer.synapses, layer.slots_per_device, layer.homogeneous
     (3, 3, False)
+    >>> np.asarray(PartitionedCSR(rows, mesh, groups=2)(np.array([True, True]))).tolist()
+    [[1.0, 4.0], [0.0, 2.0]]
     """
 
-    def __init__(self, rows: SparseRows, mesh: Any, source_layer: str = "SparseRows", name: Optional[str] = None):
+    def __init__(self, rows: SparseRows, mesh: Any, source_layer: str = "SparseRows", groups: int = 1,
+                 name: str | None = None):
         super().__init__(name=name)
         import brainstate
         from jax.sharding import NamedSharding
         from jax.sharding import PartitionSpec as P
 
-        n_pre, n_post = rows.shape
-        n_dev = mesh.devices.size
-        if n_post % n_dev:
-            raise ValueError(f"PartitionedCSR: {n_post} post neurons cannot be split evenly over {n_dev} "
-                             f"devices; use a device count that divides {n_post}.")
+        n_pre, n_cols = rows.shape
+        n_dev = int(mesh.devices.size)
+        if n_cols % groups or (n_cols // groups) % n_dev:
+            raise ValueError(f"PartitionedCSR: {n_cols} columns ({groups} block(s)) cannot be split evenly over "
+                             f"{n_dev} devices; use a device count that divides {n_cols // max(groups, 1)}.")
         self.mesh = mesh
         self.source_layer = source_layer
-        self.num_in, self.num_out = n_pre, n_post
-        self.n_local = n_post // n_dev
+        self.groups = groups
+        self.num_in, self.num_out = n_pre, n_cols // groups
+        self.n_local = self.num_out // n_dev
         self.synapses = rows.nnz
-        blocks = [rows.columns(d * self.n_local, (d + 1) * self.n_local) for d in range(n_dev)]
-        lengths = np.stack([np.diff(b.indptr) for b in blocks]) if blocks else np.zeros((0, n_pre), np.int64)
+        # device of each synapse and its column there: block g, neuron j -> g * n_local + j - d * n_local
+        row = np.repeat(np.arange(n_pre), np.diff(rows.indptr))
+        block, neuron = np.divmod(rows.indices.astype(np.int64), self.num_out)
+        device, local = np.divmod(neuron, self.n_local)
+        local = block * self.n_local + local
+        lengths = np.zeros((n_dev, n_pre), dtype=np.int64)
+        np.add.at(lengths, (device, row), 1)
         indptr = np.zeros(n_pre + 1, dtype=np.int64)
         np.cumsum(lengths.max(0), out=indptr[1:])
         if indptr[-1] >= 2 ** 31:
@@ -231,36 +252,46 @@ class PartitionedCSR(bp.DynamicalSystem):
         self.slots_per_device = int(indptr[-1])
         slots = max(self.slots_per_device, 1)  # the kernel wants at least one entry
         self.homogeneous = bool(rows.nnz) and bool((rows.data == rows.data[0]).all())
-        indices = np.full((n_dev, slots), self.n_local, dtype=np.int32)  # padding: the extra column
+        padding = groups * self.n_local  # the extra, discarded column
+        indices = np.full((n_dev, slots), padding, dtype=np.int32)
         data = np.zeros((n_dev, slots), dtype=np.float32)
-        for d, block in enumerate(blocks):
-            row = np.repeat(np.arange(n_pre), np.diff(block.indptr))
-            slot = np.arange(block.nnz) - block.indptr[row] + indptr[row]
-            indices[d, slot] = block.indices
-            data[d, slot] = block.data
+        # each synapse keeps its order within its row on its device (rows are column-sorted)
+        order = np.lexsort((np.arange(row.size), row, device))
+        d, r = device[order], row[order]
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = (d[1:] != d[:-1]) | (r[1:] != r[:-1])
+        start = np.maximum.accumulate(np.where(first, np.arange(order.size), 0))
+        slot = indptr[r] + np.arange(order.size) - start
+        indices[d, slot] = local[order]
+        data[d, slot] = rows.data[order]
         self.weight = np.asarray(rows.data[:1] if self.homogeneous else np.zeros(1), dtype=np.float32)
         split = NamedSharding(mesh, P(AXIS))  # one row of blocks per device
         self.indices = brainstate.State(_put(indices, split))
         self.data = None if self.homogeneous else brainstate.State(_put(data, split))
+        self._blocks = [self.indices] if self.data is None else [self.data, self.indices]
         self._kernel = self._build_kernel()
 
     def _build_kernel(self):
         import jax
         from jax.sharding import PartitionSpec as P
 
-        n_pre, n_local, indptr, weight = self.num_in, self.n_local, self.indptr, self.weight
-        shape = (n_pre, n_local + 1)
+        n_pre, width, indptr, weight, groups = self.num_in, self.groups * self.n_local, self.indptr, \
+            self.weight, self.groups
+        shape = (n_pre, width + 1)
 
         def csrmv(data, indices, spikes):
-            return bm.event.csrmv(data, indices, indptr, spikes, shape=shape, transpose=True)[:n_local]
+            out = bm.event.csrmv(data, indices, indptr, spikes, shape=shape, transpose=True)[:width]
+            return out if groups == 1 else out.reshape(groups, width // groups)
 
-        if self.homogeneous:
-            body = lambda indices, spikes: csrmv(weight, indices[0], spikes)  # noqa: E731
-            specs = (P(AXIS), P())
-        else:
-            body = lambda data, indices, spikes: csrmv(data[0], indices[0], spikes)  # noqa: E731
-            specs = (P(AXIS), P(AXIS), P())
-        return jax.shard_map(body, mesh=self.mesh, in_specs=specs, out_specs=P(AXIS))
+        homogeneous = self.homogeneous
+
+        def body(*args):  # (indices, spikes) or (data, indices, spikes); blocks: one row per device
+            *blocks, spikes = args
+            return csrmv(weight if homogeneous else blocks[0][0], blocks[-1][0], spikes)
+
+        specs = (P(AXIS),) * len(self._blocks) + (P(),)
+        out = P(AXIS) if groups == 1 else P(None, AXIS)
+        return jax.shard_map(body, mesh=self.mesh, in_specs=specs, out_specs=out)
 
     def to_rows(self) -> SparseRows:
         """The whole connectivity again, from the blocks (to re-partition onto another mesh).
@@ -279,16 +310,18 @@ class PartitionedCSR(bp.DynamicalSystem):
         from ._connectivity import _from_coo
 
         indices = gather(self.indices.value)
-        data = np.broadcast_to(self.weight, indices.shape) if self.homogeneous else gather(self.data.value)
+        data = np.broadcast_to(self.weight, indices.shape) if self.data is None else gather(self.data.value)
         slot_row = np.repeat(np.arange(self.num_in), np.diff(self.indptr))
         rows, cols, values = [], [], []
         for d in range(indices.shape[0]):
-            real = indices[d, :slot_row.size] != self.n_local
+            local = indices[d, :slot_row.size].astype(np.int64)
+            real = local != self.groups * self.n_local
+            block, j = np.divmod(local[real], self.n_local)
             rows.append(slot_row[real])
-            cols.append(indices[d, :slot_row.size][real].astype(np.int64) + d * self.n_local)
+            cols.append(block * self.num_out + d * self.n_local + j)
             values.append(data[d, :slot_row.size][real])
         return _from_coo(np.concatenate(rows), np.concatenate(cols), np.concatenate(values),
-                         (self.num_in, self.num_out))
+                         (self.num_in, self.groups * self.num_out))
 
     @property
     def nbytes_per_device(self) -> int:
@@ -302,9 +335,7 @@ class PartitionedCSR(bp.DynamicalSystem):
             raise ValueError(f"{type(self).__name__} {self.name!r}: the spike input has shape {tuple(x.shape)}, "
                              f"but the layer expects ({self.num_in},): one spike vector (batching modes are "
                              f"not partitioned).")
-        if self.homogeneous:
-            return self._kernel(self.indices.value, x)
-        return self._kernel(self.data.value, self.indices.value, x)
+        return self._kernel(*(block.value for block in self._blocks), x)
 
 
 # ----------------------------------------------------------------------------- the report
@@ -338,7 +369,7 @@ class VariableInfo:
 
 @dataclasses.dataclass(frozen=True)
 class ProjectionInfo:
-    """The connectivity of one projection, as partitioned.
+    """One align-post projection of a partitioned model.
 
     Attributes
     ----------
@@ -347,22 +378,40 @@ class ProjectionInfo:
     post
         The name of its post group.
     layer
-        The class name of the original ``comm`` layer.
-    partitioned
-        Whether its kernel runs per device (a :class:`PartitionedCSR`); ``False`` for layers
-        left to XLA (``bp.dnn.OneToOne`` and other non-event layers).
+        The class name of its ``comm`` layer as built.
+    kernel
+        How its input is computed: ``'partitioned'`` (its own :class:`PartitionedCSR`, one
+        call per device), ``'fused'`` (through its post group's fused call, one call per
+        device for all fused members) or ``'XLA'`` (a layer XLA partitions itself, such as
+        ``bp.dnn.OneToOne``).
+    """
+
+    name: str
+    post: str
+    layer: str
+    kernel: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CallInfo:
+    """One per-device kernel call (a :class:`PartitionedCSR`) of a partitioned model.
+
+    Attributes
+    ----------
+    owner
+        The projection whose layer it is, or ``'<post> fused call'``.
+    post
+        The name of the post group it adds into.
     synapses
-        Number of synapses (0 for layers left to XLA).
+        Number of synapses.
     slots_per_device
         Stored entries per device, padding included.
     bytes_per_device
         Connectivity bytes per device.
     """
 
-    name: str
+    owner: str
     post: str
-    layer: str
-    partitioned: bool
     synapses: int
     slots_per_device: int
     bytes_per_device: int
@@ -382,6 +431,8 @@ class Partition:
         One :class:`VariableInfo` per state variable (the live placement of its value).
     projections
         One :class:`ProjectionInfo` per align-post projection.
+    calls
+        One :class:`CallInfo` per kernel call each device makes per step.
     posts
         ``(name, number of neurons, neurons per device)`` of every post group.
     """
@@ -389,6 +440,7 @@ class Partition:
     mesh: Any
     variables: tuple[VariableInfo, ...]
     projections: tuple[ProjectionInfo, ...]
+    calls: tuple[CallInfo, ...]
     posts: tuple[tuple[str, int, int], ...]
 
     @property
@@ -413,8 +465,8 @@ class Partition:
 
     @property
     def synapses(self) -> int:
-        """Synapses of all partitioned projections."""
-        return sum(p.synapses for p in self.projections)
+        """Synapses of all per-device kernel calls."""
+        return sum(c.synapses for c in self.calls)
 
     @property
     def state_bytes_per_device(self) -> int:
@@ -424,7 +476,7 @@ class Partition:
     @property
     def connectivity_bytes_per_device(self) -> int:
         """Bytes of connectivity each device holds."""
-        return sum(p.bytes_per_device for p in self.projections)
+        return sum(c.bytes_per_device for c in self.calls)
 
     @property
     def bytes_per_device(self) -> int:
@@ -432,16 +484,18 @@ class Partition:
         return self.state_bytes_per_device + self.connectivity_bytes_per_device
 
     def __str__(self) -> str:
-        slots = sum(p.slots_per_device for p in self.projections)
+        slots = sum(c.slots_per_device for c in self.calls)
+        kinds = [p.kernel for p in self.projections]
+        xla = sorted({p.layer for p in self.projections if p.kernel == "XLA"})
         lines = [f"Partition over {self.n_devices} device(s) along '{AXIS}': "
                  f"{', '.join(str(d) for d in self.mesh.devices.flat)}",
-                 f"  post groups: " + ", ".join(f"{n} ({size} = {self.n_devices} x {local})"
-                                                for n, size, local in self.posts),
+                 "  post groups: " + ", ".join(f"{n} ({size} = {self.n_devices} x {local})"
+                                               for n, size, local in self.posts),
                  f"  variables: {len(self.split)} split, {len(self.replicated)} replicated"
                  + (f", {len(self.misplaced)} not placed (partition again)" if self.misplaced else ""),
-                 f"  projections: {sum(p.partitioned for p in self.projections)} partitioned, "
-                 f"{sum(not p.partitioned for p in self.projections)} left to XLA "
-                 f"({', '.join(sorted({p.layer for p in self.projections if not p.partitioned})) or 'none'})",
+                 f"  projections: {kinds.count('partitioned')} partitioned, {kinds.count('fused')} fused, "
+                 f"{kinds.count('XLA')} left to XLA ({', '.join(xla) or 'none'}); "
+                 f"kernel calls per device and step: {len(self.calls)}",
                  f"  synapses: {self.synapses:,}; stored per device: {slots:,} "
                  f"(padding {slots * self.n_devices / max(self.synapses, 1) - 1:.0%})",
                  f"  memory per device: {self.state_bytes_per_device / 2**20:.2f} MiB state + "
@@ -474,11 +528,12 @@ def _neuron_axis_vars(post: Any, projections: list) -> list:
     nodes = [post] + [n for n in post.nodes().unique().values()]
     nodes += [n for p in projections for n in p.nodes().unique().values()
               if n is not p.comm and n is not post]
-    skip = {id(v) for n in nodes if isinstance(n, Delay) for v in n.vars().unique().values()}
+    presynaptic = (Delay, FusedCall)  # delay buffers, fused calls' spike buffers
+    skip = {id(v) for n in nodes if isinstance(n, presynaptic) for v in n.vars().unique().values()}
     skip |= {id(v) for v in [_output_variable(post)] if v is not None}
     out = []
     for node in _unique(nodes):
-        if isinstance(node, Delay):
+        if isinstance(node, presynaptic):
             continue
         for var in node.vars(level=0, include_self=True).unique().values():
             shape = np.shape(var.value)
@@ -544,7 +599,7 @@ def _jax_version() -> str:
     return jax.__version__
 
 
-def partition(model: bp.DynamicalSystem, devices: Union[None, int, Sequence[Any], Any] = None) -> Partition:
+def partition(model: bp.DynamicalSystem, devices: None | int | Sequence[Any] | Any = None) -> Partition:
     """Split ``model`` over a mesh of devices along the neurons of its post groups.
 
     The model is changed in place and runs exactly as before (``bm.for_loop``,
@@ -630,16 +685,25 @@ def partition(model: bp.DynamicalSystem, devices: Union[None, int, Sequence[Any]
 
     for proj in projections:
         comm = proj.comm
+        if getattr(proj, "fused_call", None) is not None:
+            continue  # its post group's fused call computes its input
         if isinstance(comm, PartitionedCSR):
             if comm.mesh == mesh:
                 continue
             layer = PartitionedCSR(comm.to_rows(), mesh, comm.source_layer)  # no second read-out
         elif type(comm).__name__ in EVENT_LAYERS:
-            layer = PartitionedCSR(read_connectivity(comm, *comm_sizes(comm)), mesh, type(comm).__name__)
+            n_in, n_out = comm_sizes(comm)
+            assert n_in is not None and n_out is not None  # event layers say their sizes
+            layer = PartitionedCSR(read_connectivity(comm, n_in, n_out), mesh, type(comm).__name__)
         else:
             continue  # element-wise (OneToOne) and dense layers: XLA partitions them itself
         proj.comm = layer
         proj.refs["comm"] = layer
+    for call in _unique(c for c in (fused_call_of(post) for post in posts) if c is not None):
+        if call.kernel is not None and call.kernel.mesh == mesh:
+            continue
+        rows = call.connectivity if call.kernel is None else call.kernel.to_rows()
+        call.use_kernel(PartitionedCSR(rows, mesh, "fused call", groups=len(call.groups)))
 
     for state, _, sharding in _layout(model, mesh):
         state.value = _put(state.value, sharding)
@@ -689,14 +753,18 @@ class _KeepLayout(bp.DynamicalSystem):
         self._pin()
 
 
+def _layers(model: Any) -> list[PartitionedCSR]:
+    """Every per-device kernel of the model: projections' layers and fused calls' kernels."""
+    return [n for n in model.nodes().unique().values() if isinstance(n, PartitionedCSR)]
+
+
 def _layout(model: Any, mesh: Any) -> list[tuple[Any, bool, Any]]:
     """``(state, split, sharding)`` for every state of the model but the connectivity blocks."""
     projections = _projections(model)
     posts = _unique(p.post for p in projections)
     split = {id(v) for post in posts
              for v in _neuron_axis_vars(post, [p for p in projections if p.post is post])}
-    blocks = {id(s) for p in projections if isinstance(p.comm, PartitionedCSR)
-              for s in (p.comm.indices, p.comm.data) if s is not None}
+    blocks = {id(s) for layer in _layers(model) for s in layer._blocks}
     return [(state, id(state) in split, _sharding(mesh, np.ndim(state.value), id(state) in split))
             for state in _states(model) if id(state) not in blocks]
 
@@ -731,11 +799,12 @@ def partition_report(model: bp.DynamicalSystem) -> Partition:
     >>> _ = bhp.partition(net, 1)
     >>> report = bhp.partition_report(net)
     >>> report.split
-    ('N.V', 'N._before_updates.halfproj_Expon_COBA_0.syn.g', 'N._before_updates.halfproj_Expon_COBA_1.syn.g', 'N.t_last_spike')
+    ('N.V', 'N._before_updates.halfproj_Expon_COBA_0.syn.g',
+     'N._before_updates.halfproj_Expon_COBA_1.syn.g', 'N.t_last_spike')
     >>> report.replicated  # the spikes: every device reads all of them
     ('N.spike',)
-    >>> [p.layer for p in report.projections]
-    ['EventJitFPHomoLinear', 'EventJitFPHomoLinear']
+    >>> [(p.layer, p.kernel) for p in report.projections]
+    [('EventJitFPHomoLinear', 'partitioned'), ('EventJitFPHomoLinear', 'partitioned')]
     """
     mesh = _MESHES.get(model)
     if mesh is None:
@@ -755,14 +824,25 @@ def partition_report(model: bp.DynamicalSystem) -> Partition:
     variables.sort(key=lambda v: v.path)
     infos = []
     for p in projections:
-        comm = p.comm
-        if isinstance(comm, PartitionedCSR):
-            infos.append(ProjectionInfo(p.name, p.post.name, comm.source_layer, True, comm.synapses,
-                                        comm.slots_per_device, comm.nbytes_per_device))
+        if getattr(p, "fused_call", None) is not None:
+            infos.append(ProjectionInfo(p.name, p.post.name, type(p.comm).__name__, "fused"))
+        elif isinstance(p.comm, PartitionedCSR):
+            infos.append(ProjectionInfo(p.name, p.post.name, p.comm.source_layer, "partitioned"))
         else:
-            infos.append(ProjectionInfo(p.name, p.post.name, type(comm).__name__, False, 0, 0, 0))
+            infos.append(ProjectionInfo(p.name, p.post.name, type(p.comm).__name__, "XLA"))
+    calls = []
+    for p in projections:
+        if isinstance(p.comm, PartitionedCSR) and getattr(p, "fused_call", None) is None:
+            calls.append(CallInfo(p.name, p.post.name, p.comm.synapses, p.comm.slots_per_device,
+                                  p.comm.nbytes_per_device))
+    for post in _unique(p.post for p in projections):
+        call = fused_call_of(post)
+        if call is not None and isinstance(call.kernel, PartitionedCSR):
+            k = call.kernel
+            calls.append(CallInfo(f"{post.name} fused call", post.name, k.synapses, k.slots_per_device,
+                                  k.nbytes_per_device))
     posts = tuple((post.name, post.num, post.num // n_dev) for post in _unique(p.post for p in projections))
-    return Partition(mesh, tuple(variables), tuple(infos), posts)
+    return Partition(mesh, tuple(variables), tuple(infos), tuple(calls), posts)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -778,7 +858,8 @@ def count_collectives(hlo: str) -> dict[str, int]:
     Examples
     --------
     >>> count_collectives("%ag = f32[8] all-gather(f32[4] %x), dimensions={0}")
-    {'all-gather': 1, 'all-reduce': 0, 'reduce-scatter': 0, 'collective-permute': 0, 'all-to-all': 0, 'collective-broadcast': 0}
+    {'all-gather': 1, 'all-reduce': 0, 'reduce-scatter': 0, 'collective-permute': 0, 'all-to-all': 0,
+     'collective-broadcast': 0}
     """
     counts = {}
     for op in COLLECTIVES:

@@ -65,7 +65,7 @@ def main(argv=None) -> int:
         print(report)
         print(f"  read-out and placement: {t_partition:.1f} s; compile and run {args.duration:g} ms: "
               f"{runs[n]['run_s']:.1f} s")
-        print(f"  collectives per step: " + ", ".join(f"{k} {v}" for k, v in collectives.items() if v)
+        print("  collectives per step: " + ", ".join(f"{k} {v}" for k, v in collectives.items() if v)
               if any(collectives.values()) else "  collectives per step: none")
         print()
 

@@ -51,7 +51,7 @@ def final_state(model):
     """Every state value of the model by path (connectivity blocks excluded), gathered."""
     paths = _paths(model)
     layers = [n for n in model.nodes().unique().values() if isinstance(n, bhp.PartitionedCSR)]
-    blocks = {id(s) for layer in layers for s in (layer.indices, layer.data) if s is not None}
+    blocks = {id(s) for layer in layers for s in layer._blocks}
     out = {}
     for state in _states(model):
         if id(state) in blocks:
@@ -82,10 +82,23 @@ def einet():
         after = bhp.partition_report(net)
         facts[f"split_{n}"], facts[f"replicated_{n}"] = list(report.split), list(report.replicated)
         facts[f"misplaced_after_runs_{n}"] = list(after.misplaced)
-        facts[f"shards_{n}"] = [len(net.N.V.value.addressable_shards), net.N.V.value.addressable_shards[0].data.shape[0]]
-        facts[f"slots_{n}"] = [p.slots_per_device for p in report.projections]
-        facts[f"synapses_{n}"] = [p.synapses for p in report.projections]
+        shards = net.N.V.value.addressable_shards
+        facts[f"shards_{n}"] = [len(shards), shards[0].data.shape[0]]
+        facts[f"slots_{n}"] = [c.slots_per_device for c in report.calls]
+        facts[f"synapses_{n}"] = [c.synapses for c in report.calls]
         arrays.update({f"{k}_{n}": v for k, v in final_state(net).items()})
+    # fused merge groups: one fused call per device and step
+    for n in (1, 2, 4):
+        bm.random.seed(42)
+        net = bhp.EINet(400, fused=True)
+        report = bhp.partition(net, n)
+        facts[f"fused_collectives_{n}"] = bhp.step_collectives(net, 20.)
+        facts[f"fused_kernels_{n}"] = [p.kernel for p in report.projections]
+        facts[f"fused_calls_{n}"] = [[c.owner.split()[-2:], c.synapses] for c in report.calls]
+        arrays[f"fused_raster_{n}"] = steps(net, 0, 300)
+        arrays.update({f"fused_{k}_{n}": v for k, v in final_state(net).items()})
+    bm.random.seed(42)
+    arrays["fused_unpartitioned"] = steps(bhp.EINet(400, fused=True), 0, 300)
     # reset builds new, unplaced variables; partitioning again places them
     bp.reset_state(net)
     facts["misplaced_after_reset"] = list(bhp.partition_report(net).misplaced)
@@ -120,8 +133,8 @@ def microcircuit():
         arrays.update({f"raster_{n}_{p}": out[p] for p in POPULATIONS})
         arrays.update({f"{k}_{n}": v for k, v in final_state(net).items()})
         facts[f"misplaced_after_runs_{n}"] = list(bhp.partition_report(net).misplaced)
-        facts[f"partitioned_{n}"] = sum(p.partitioned for p in report.projections)
-        facts[f"left_to_xla_{n}"] = sorted({p.layer for p in report.projections if not p.partitioned})
+        facts[f"partitioned_{n}"] = sum(p.kernel == "partitioned" for p in report.projections)
+        facts[f"left_to_xla_{n}"] = sorted({p.layer for p in report.projections if p.kernel == "XLA"})
         facts[f"synapses_{n}"] = report.synapses
     save("microcircuit", arrays, facts)
 

@@ -104,7 +104,7 @@ def test_each_device_holds_its_block_of_the_synapses(einet):
     assert facts["slots_1"] == synapses  # one device: no padding
     for n in (2, 4):
         assert facts[f"synapses_{n}"] == synapses
-        for slots, total in zip(facts[f"slots_{n}"], synapses):
+        for slots, total in zip(facts[f"slots_{n}"], synapses, strict=True):
             # at least an even share, at most 25 % padding for these row lengths
             assert total / n <= slots <= 1.25 * total / n
 
@@ -128,6 +128,23 @@ def test_sizes_that_do_not_split_evenly_are_refused(einet):
         "indivisible_error"]
 
 
+@brainevent_only
+def test_fused_groups_make_one_call_per_device_and_give_the_same_raster(einet):
+    arrays, facts = einet
+    one = {k: arrays[k] for k in arrays.files if k.startswith("fused_state:") and k.endswith("_1")}
+    assert arrays["fused_raster_1"].sum() > 100 and len(one) >= 5
+    for n in (1, 2, 4):
+        assert facts[f"fused_kernels_{n}"] == ["fused", "fused"]
+        assert len(facts[f"fused_calls_{n}"]) == 1 and facts[f"fused_calls_{n}"][0][0] == ["fused", "call"]
+        assert facts[f"fused_collectives_{n}"] == (NONE if n == 1 else dict(NONE, **{"all-gather": 1}))
+    for n in (2, 4):
+        np.testing.assert_array_equal(arrays[f"fused_raster_{n}"], arrays["fused_raster_1"])
+        for key in one:
+            np.testing.assert_array_equal(arrays[key[:-2] + f"_{n}"], arrays[key], err_msg=key)
+    # the fused model not partitioned: equal weights, the same sums in any order
+    np.testing.assert_array_equal(arrays["fused_raster_1"], arrays["fused_unpartitioned"])
+
+
 # ----------------------------------------------------------------------------- the microcircuit
 
 
@@ -140,8 +157,8 @@ def test_microcircuit_same_raster_and_state_on_1_2_4_devices(tmp_path):
                for n in (1, 2, 4)}
     assert rasters[1].shape == (1000, 1540) and rasters[1].sum() > 50
     one = _states(arrays, 1)
-    # every neuron group, merged synapse, delay, spike counter and Poisson key
-    assert len(one) == 56 and any("rng" in k for k in one)
+    # per population: V, spike, refractory state, merged synapse, delay buffer, spike counter
+    assert len(one) == 48
     for n in (2, 4):
         np.testing.assert_array_equal(rasters[n], rasters[1])
         other = _states(arrays, n)
@@ -243,7 +260,7 @@ def test_partitioned_layer_computes_the_layers_current():
     np.testing.assert_allclose(np.asarray(layer(spikes)), spikes.astype(np.float32) @ rows.todense(),
                                rtol=1e-5, atol=1e-5)
     back = layer.to_rows()
-    for a, b in zip((back.indptr, back.indices, back.data), (rows.indptr, rows.indices, rows.data)):
+    for a, b in zip((back.indptr, back.indices, back.data), (rows.indptr, rows.indices, rows.data), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -270,13 +287,15 @@ def test_report_of_a_partitioned_model():
     net = bhp.EINet(400)
     report = bhp.partition(net, 1)
     assert report is not None and bhp.partition_report(net).split == report.split
-    assert [p.layer for p in report.projections] == ["EventJitFPHomoLinear"] * 2
-    assert all(p.partitioned and p.synapses > 0 for p in report.projections)
+    assert [(p.layer, p.kernel) for p in report.projections] == [("EventJitFPHomoLinear", "partitioned")] * 2
+    assert [c.owner for c in report.calls] == [net.E.name, net.I.name]
+    assert all(c.synapses > 0 for c in report.calls)
     assert report.posts == ((net.N.name, 400, 400),)
     assert report.state_bytes_per_device == sum(v.bytes_per_device for v in report.variables) == 400 * (4 * 4 + 1)
     text = str(report)
     assert text.startswith("Partition over 1 device(s) along 'neurons': ")
-    assert "variables: 4 split, 1 replicated" in text and "projections: 2 partitioned, 0 left to XLA" in text
+    assert "variables: 4 split, 1 replicated" in text
+    assert "projections: 2 partitioned, 0 fused, 0 left to XLA (none); kernel calls per device and step: 2" in text
 
 
 @brainevent_only
