@@ -59,9 +59,9 @@ def worker(a: argparse.Namespace) -> dict:
 
     bm.set_dt(0.1)
     t0 = time.perf_counter()
-    if a.model == "einet":
+    if a.model in ("einet", "einet-fused"):
         bm.random.seed(42)
-        net = bhp.EINet(a.size)
+        net = bhp.EINet(a.size, fused=a.model == "einet-fused")
         groups, args = [net.N], (20.,)
     else:
         from brainpy_halfproj.models import microcircuit
@@ -93,11 +93,22 @@ def worker(a: argparse.Namespace) -> dict:
     if report is not None:
         state, conn = report.state_bytes_per_device, report.connectivity_bytes_per_device
         synapses, slots = report.synapses, sum(c.slots_per_device for c in report.calls)
-    else:
+        calls = len(report.calls)
+    else:  # one device, not partitioned: JIT layers store no synapses; a fused call stores its stack
+        from brainpy_halfproj._connectivity import EVENT_LAYERS
+        from brainpy_halfproj._fused import FusedCall
+
+        nodes = list(net.nodes().unique().values())
+        fused = [n for n in nodes if isinstance(n, FusedCall)]
         state = sum(np.asarray(v.value).nbytes for v in net.vars().unique().values())
-        conn, synapses, slots = 0, 0, 0
+        conn = sum(c.connectivity.nbytes for c in fused)
+        synapses, slots = 0, 0
+        calls = len(fused) + sum(1 for n in nodes if isinstance(n, bp.Projection)
+                                 and getattr(n, "fused_call", None) is None
+                                 and type(getattr(n, "comm", None)).__name__ in EVENT_LAYERS)
     return dict(
-        model=a.model, size=a.size if a.model == "einet" else None, scale=a.scale if a.model != "einet" else None,
+        model=a.model, size=a.size if a.model != "microcircuit" else None,
+        scale=a.scale if a.model == "microcircuit" else None,
         neurons=int(sum(g.num for g in groups)), devices=n_dev, partitioned=bool(a.partition),
         steps=a.steps, repeats=a.repeats, build_s=t_build, partition_s=t_partition,
         first_call_s=times[0], us_per_step=statistics.median(times[1:]) / a.steps * 1e6,
@@ -105,7 +116,7 @@ def worker(a: argparse.Namespace) -> dict:
         state_bytes_per_device=int(state), connectivity_bytes_per_device=int(conn),
         synapses=int(synapses), slots_per_device=int(slots),
         xla_argument_bytes=int(memory.argument_size_in_bytes), xla_temp_bytes=int(memory.temp_size_in_bytes),
-        collectives=collectives, spikes=int(counts.sum()),
+        collectives=collectives, kernel_calls_per_device=calls, spikes=int(counts.sum()),
         spikes_hash=hashlib.sha1(counts.astype(np.int32).tobytes()).hexdigest()[:12],
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         versions=dict(brainpy=bp.__version__, jax=jax.__version__),
@@ -171,30 +182,36 @@ def write_markdown(doc: dict) -> str:
         "same model on one device, not partitioned (just-in-time connectivity).",
         "- *state / connectivity per device*: bytes each device holds (`partition_report`); the "
         "connectivity is the read-out synapses, padded to a row pointer shared by all devices "
-        "(*padding*); the unpartitioned model stores none (it regenerates its synapses).",
-        "- *XLA args / temp per device*: `memory_analysis()` of the compiled loop.",
+        "(*padding*); the unpartitioned model stores none (it regenerates its synapses), unless "
+        "fused (one stacked matrix).",
+        "- *XLA args / temp per device*: `memory_analysis()` of the compiled loop; *kernel calls*: "
+        "event-kernel calls each device makes per step (`partition_report(...).calls`; fused: one "
+        "per post group).",
         "- *collectives per step*: counted in the compiled HLO of one step: one all-gather per "
         "neuron group's spikes, nothing else. *same spikes*: the spike count of every step "
         "equals the 1-device run's (hash).",
         "",
         "| model | devices | partitioned | µs/step | vs 1 device | state MiB/device | "
-        "connectivity MiB/device | padding | XLA args MiB/device | XLA temp MiB/device | "
+        "connectivity MiB/device | padding | XLA args MiB/device | XLA temp MiB/device | kernel calls/device/step | "
         "all-gathers/step | other collectives/step | peak RSS MiB (process) | same spikes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for model in dict.fromkeys(r["model"] for r in doc["runs"]):
         runs = [r for r in doc["runs"] if r["model"] == model]
         base = next(r for r in runs if not r["partitioned"])
         ref = next((r for r in runs if r["partitioned"] and r["devices"] == 1), base)
-        name = (f"seed network, {base['neurons']} neurons" if model == "einet"
-                else f"microcircuit, scale {base['scale']:g} ({base['neurons']} neurons)")
+        if model == "microcircuit":
+            name = f"microcircuit, scale {base['scale']:g} ({base['neurons']} neurons)"
+        else:
+            name = f"seed network, {base['neurons']} neurons" + (", fused" if model == "einet-fused" else "")
         for r in runs:
             pad = (f"{r['slots_per_device'] * r['devices'] / r['synapses'] - 1:.0%}" if r["synapses"] else "–")
             lines.append(
                 f"| {name} | {r['devices']} | {'yes' if r['partitioned'] else 'no'} | {r['us_per_step']:.0f} | "
                 f"{r['us_per_step'] / base['us_per_step']:.2f} | {r['state_bytes_per_device'] / MIB:.2f} | "
                 f"{r['connectivity_bytes_per_device'] / MIB:.2f} | {pad} | {r['xla_argument_bytes'] / MIB:.2f} | "
-                f"{r['xla_temp_bytes'] / MIB:.2f} | {r['collectives']['all-gather']} | {_others(r['collectives'])} | "
+                f"{r['xla_temp_bytes'] / MIB:.2f} | {r['kernel_calls_per_device']} | "
+                f"{r['collectives']['all-gather']} | {_others(r['collectives'])} | "
                 f"{r['peak_rss_mib']:.0f} | {'yes' if r['spikes_hash'] == ref['spikes_hash'] else 'NO'} |")
     lines += [
         "",
@@ -214,7 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--partition", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", default="einet", help=argparse.SUPPRESS)
     p.add_argument("--devices", type=int, default=1, help=argparse.SUPPRESS)
-    p.add_argument("--models", nargs="+", default=["einet", "microcircuit"], choices=["einet", "microcircuit"])
+    p.add_argument("--models", nargs="+", default=["einet", "einet-fused", "microcircuit"],
+                   choices=["einet", "einet-fused", "microcircuit"])
     p.add_argument("--device-counts", nargs="+", type=int, default=[1, 2, 4])
     p.add_argument("--size", type=int, default=4000, help="seed network size (default 4000)")
     p.add_argument("--scale", type=float, default=0.05, help="microcircuit scale (default 0.05)")

@@ -17,7 +17,8 @@ How it is built (JAX's own machinery, no communication layer of ours)
   to delays, ``return_info()``), delay buffers, counters and random keys are replicated.
   The model's own ``update`` runs unchanged under ``bm.for_loop`` / ``bm.jit``; XLA
   partitions the element-wise neuron updates without communication and all-gathers each
-  group's new spikes once: one collective per group and step, and no other.
+  group's new spikes once (or the membrane potential they are computed from: XLA's
+  choice): one collective per group and step, and no other.
   A node added to the model (:class:`_KeepLayout`) pins every state to this layout at
   the end of each step, so compiled loops return it as they received it.
 * **Kernels: shard_map.** Each event ``comm`` layer is replaced by a
@@ -642,8 +643,12 @@ def partition(model: bp.DynamicalSystem, devices: None | int | Sequence[Any] | A
     * **Memory.** Just-in-time layers are read out into stored synapses (their realisation
       depends on the whole matrix shape, so blocks cannot be re-seeded): connectivity
       memory grows with the synapses, divided by the number of devices.
-    * **After** ``bp.reset_state(model)`` (which builds new variables) call ``partition``
-      again with the same devices; it only re-places the state.
+    * **Fused merge groups** (``fused=True``) keep one call per post group and step, made
+      by every device for its own neurons.
+    * **Partition before compiling**: a function jitted earlier keeps the layers it traced.
+      After ``bp.reset_state(model)`` (which builds new variables) call ``partition``
+      again with the same devices; it only re-places the state. Calling it with other
+      devices re-splits the stored connectivity without reading it out again.
     * Neuron groups that are not the post group of any projection, delay buffers and
       other variables are replicated: every device holds and updates them whole.
 
