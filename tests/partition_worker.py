@@ -13,32 +13,30 @@ import json
 import os
 import sys
 
-SCENARIO = sys.argv[1]
-if SCENARIO == "process":
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
-else:
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+if __name__ == "__main__":  # nothing runs when pytest imports this file to look for doctests
+    SCENARIO = sys.argv[1]
+    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={1 if SCENARIO == 'process' else 4}"
 
-import jax  # noqa: E402
+    import jax
 
-if SCENARIO == "process":
-    PROCESS_ID, PORT, OUT = int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    try:
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(coordinator_address=f"127.0.0.1:{PORT}", num_processes=2,
-                                   process_id=PROCESS_ID, initialization_timeout=60)
-    except Exception as err:  # an environment that cannot run jax.distributed: say why
-        print(f"jax.distributed did not start: {type(err).__name__}: {err}", flush=True)
-        sys.exit(77)
-else:
-    OUT = sys.argv[2]
+    if SCENARIO == "process":
+        PROCESS_ID, PORT, OUT = int(sys.argv[2]), sys.argv[3], sys.argv[4]
+        try:
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+            jax.distributed.initialize(coordinator_address=f"127.0.0.1:{PORT}", num_processes=2,
+                                       process_id=PROCESS_ID, initialization_timeout=60)
+        except Exception as err:  # an environment that cannot run jax.distributed: say why
+            print(f"jax.distributed did not start: {type(err).__name__}: {err}", flush=True)
+            sys.exit(77)
+    else:
+        OUT = sys.argv[2]
 
-import brainpy as bp  # noqa: E402
-import brainpy.math as bm  # noqa: E402
-import numpy as np  # noqa: E402
+    import brainpy as bp
+    import brainpy.math as bm
+    import numpy as np
 
-import brainpy_halfproj as bhp  # noqa: E402
-from brainpy_halfproj._partition import _paths, _states  # noqa: E402
+    import brainpy_halfproj as bhp
+    from brainpy_halfproj._partition import _paths, _states
 
 
 def save(name, arrays, facts):
