@@ -3,6 +3,7 @@
 Used by ``test_partition.py``::
 
     python partition_worker.py einet OUT_DIR            # 4 simulated CPU devices
+    python partition_worker.py classes OUT_DIR          # 4 simulated CPU devices
     python partition_worker.py microcircuit OUT_DIR     # 4 simulated CPU devices
     python partition_worker.py process ID PORT OUT_DIR  # one of 2 processes, jax.distributed
 
@@ -111,6 +112,23 @@ def einet():
     save("einet", arrays, facts)
 
 
+def classes():
+    """Every projection class, merged or not, half or full (delays on ``pre``)."""
+    from tests._nets import CLASSES, build_net
+
+    arrays, facts = {}, {}
+    for cls in CLASSES:
+        for n in (1, 2, 4):
+            net = build_net(bhp.dyn, cls)
+            report = bhp.partition(net, n)
+            facts[f"{cls}_collectives_{n}"] = bhp.step_collectives(net, 20.)
+            facts[f"{cls}_misplaced_{n}"] = list(bhp.partition_report(net).misplaced)
+            facts[f"{cls}_kernels_{n}"] = sorted({p.kernel for p in report.projections})
+            arrays[f"{cls}_raster_{n}"] = steps(net, 0, 200)
+            arrays.update({f"{cls}_{k}_{n}": v for k, v in final_state(net).items()})
+    save("classes", arrays, facts)
+
+
 def microcircuit():
     from brainpy_halfproj.models import POPULATIONS, microcircuit, simulate
 
@@ -152,4 +170,4 @@ def process():
 
 
 if __name__ == "__main__":
-    {"einet": einet, "microcircuit": microcircuit, "process": process}[SCENARIO]()
+    {"einet": einet, "classes": classes, "microcircuit": microcircuit, "process": process}[SCENARIO]()

@@ -145,6 +145,30 @@ def test_fused_groups_make_one_call_per_device_and_give_the_same_raster(einet):
     np.testing.assert_array_equal(arrays["fused_raster_1"], arrays["fused_unpartitioned"])
 
 
+@brainevent_only
+@pytest.mark.parametrize("cls", ["HalfProjAlignPostMg", "HalfProjAlignPost", "FullProjAlignPostMg",
+                                 "FullProjAlignPost"])
+def test_every_projection_class_same_raster_and_state_on_1_2_4_devices(classes, cls):
+    arrays, facts = classes
+    raster = arrays[f"{cls}_raster_1"]
+    assert raster.sum() > 100
+    one = {k[len(cls) + 1:-2]: arrays[k] for k in arrays.files if k.startswith(f"{cls}_state:") and k.endswith("_1")}
+    assert len(one) >= 5
+    groups = 1 if cls.startswith("Half") else 2  # HalfNet: one population; FullNet: E and I
+    for n in (1, 2, 4):
+        assert facts[f"{cls}_kernels_{n}"] == ["partitioned"] and facts[f"{cls}_misplaced_{n}"] == []
+        assert facts[f"{cls}_collectives_{n}"] == (NONE if n == 1 else dict(NONE, **{"all-gather": groups}))
+    for n in (2, 4):
+        np.testing.assert_array_equal(arrays[f"{cls}_raster_{n}"], raster)
+        for key, value in one.items():
+            np.testing.assert_array_equal(arrays[f"{cls}_{key}_{n}"], value, err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def classes(tmp_path_factory):
+    return _worker(tmp_path_factory.mktemp("classes"), "classes")
+
+
 # ----------------------------------------------------------------------------- the microcircuit
 
 
