@@ -396,9 +396,10 @@ def sec_speed(doc):
         return med(r['s_per_bio_s'] for r in rs) if rs else None
 
     rows = _speed_rows(recs, plugin_time)
+    steps = next((r['steps'] for r in ok(recs) if 'steps' in r), '?')
     return ('## Speed options on the seed network\n\n'
-            'The seed network (4000 LifRef, JIT connectivity), 10000 steps (1 biological second) '
-            'per call, steady state, per line: upstream `bp.dyn`; the plugin as is (identical to '
+            f'The seed network (4000 LifRef, JIT connectivity), {steps} steps of 0.1 ms '
+            'per timed call, steady state, per line: upstream `bp.dyn`; the plugin as is (identical to '
             'upstream); with fused merge groups (`fused=True`: one kernel call per step on the '
             'stacked connectivity, read out of the JIT layers); with native kernel handlers '
             '(`use_native_kernels()`, brainpy 2.8/2.9 only); and both. Brian2 cpp_standalone ran '

@@ -413,16 +413,18 @@ def main(argv=None):
     ap.add_argument('--pin-modes', default='unpinned,pinned',
                     help='overhead and kernels: unpinned, pinned (taskset -c 0) or both')
     ap.add_argument('--scaling-n', default='4000,40000,400000,1600000')
-    ap.add_argument('--call-repeats', type=int, default=9, help='calls: alternating timed loops per path')
+    ap.add_argument('--call-repeats', type=int, default=5, help='calls: alternating timed loops per path')
+    ap.add_argument('--call-steps', type=int, default=1000, help='calls: kernel calls per timed loop')
+    ap.add_argument('--steps', type=int, default=10000, help='steps (of 0.1 ms) per timed call')
     args = ap.parse_args(argv)
 
     cfg = argparse.Namespace(
         lines=dict(x.split('=', 1) for x in args.line) or {'default': sys.executable},
         peers=dict(DEFAULT_PEERS, **dict(x.split('=', 1) for x in args.peer)),
         pairs=args.pairs, reps=args.reps, impls=args.impls.split(','),
-        n=4000, steps=10000, steps_large=1000, ab_calls=args.ab_calls, groups=8, n_pop=500,
+        n=4000, steps=args.steps, steps_large=1000, ab_calls=args.ab_calls, groups=8, n_pop=500,
         pin_modes=tuple({'unpinned': False, 'pinned': True}[x] for x in args.pin_modes.split(',')),
-        call_repeats=args.call_repeats, call_steps=5000,
+        call_repeats=args.call_repeats, call_steps=args.call_steps,
         pin_25=True, locked=True, case_timeout=900,
         scaling_n=[int(x) for x in args.scaling_n.split(',')],
         run_id=time.strftime('%Y%m%dT%H%M%S'),  # keeps pairs of --append runs apart
