@@ -522,8 +522,9 @@ def render(results_dir):
         parts.append(sec_peers(docs['peers'], fastest_ours(docs)))
     if 'scaling' in docs:
         parts.append(sec_scaling(docs['scaling'], docs))
-    micro = os.path.join(results_dir, 'microcircuit.md')
-    if os.path.exists(micro):
-        with open(micro) as fh:
-            parts.append(fh.read().rstrip() + '\n')
+    for verbatim in ('microcircuit.md', 'partition.md'):  # sections written by their own scripts
+        path = os.path.join(results_dir, verbatim)
+        if os.path.exists(path):
+            with open(path) as fh:
+                parts.append(fh.read().rstrip() + '\n')
     return '\n'.join(parts)

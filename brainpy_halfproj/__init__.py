@@ -26,6 +26,14 @@ from ._native import native_kernel_report as native_kernel_report
 from ._native import native_kernels as native_kernels
 from ._native import native_kernels_enabled as native_kernels_enabled
 from ._native import use_native_kernels as use_native_kernels
+from ._partition import Partition as Partition
+from ._partition import PartitionedCSR as PartitionedCSR
+from ._partition import PartitionError as PartitionError
+from ._partition import count_collectives as count_collectives
+from ._partition import gather as gather
+from ._partition import partition as partition
+from ._partition import partition_report as partition_report
+from ._partition import step_collectives as step_collectives
 from ._projections import FullProjAlignPost as FullProjAlignPost
 from ._projections import FullProjAlignPostMg as FullProjAlignPostMg
 from ._projections import HalfProjAlignPost as HalfProjAlignPost

@@ -23,6 +23,7 @@ __all__ = [
     "register_delay_by_return",
     "assign",
     "delay_identifier",
+    "Delay",
     "LEGACY_ALIASES",
     "upstream_dyn_names",
     "event_kernel_library",
@@ -41,11 +42,11 @@ BRAINPY_VERSION: tuple[int, ...] = _parse_version(bp.__version__)
 #: brainpy's own on 2.5). Both expose ``.cls``, ``.args`` and ``.kwargs``.
 ParamDescriber = bp.mixin.ParamDescriber
 
-# ``bp.delay`` is public on 2.8 but not on 2.5.
+# ``bp.delay`` is public on 2.8 but not on 2.5. ``Delay``: the base class of brainpy's delays.
 try:  # brainpy >= 2.6
-    from brainpy.delay import delay_identifier, register_delay_by_return
+    from brainpy.delay import Delay, delay_identifier, register_delay_by_return
 except ImportError:  # brainpy 2.5
-    from brainpy._src.delay import delay_identifier, register_delay_by_return
+    from brainpy._src.delay import Delay, delay_identifier, register_delay_by_return
 
 #: Legacy names that upstream still serves from ``bp.dyn``: alias -> current name.
 #: On 2.5 they come from a module ``__getattr__`` and are not in ``dir(bp.dyn)``.

@@ -30,6 +30,9 @@ How
   operation made while a program is traced, so the read-out cannot wait for the first step.
   Its memory grows with the number of synapses, where a JIT layer's grows with the neurons
   only: that is the price of the single call.
+* Split over devices (:func:`brainpy_halfproj.partition`), the call goes through
+  :attr:`FusedCall.kernel`, a ``PartitionedCSR`` with one column block per merge group:
+  each device makes one call for its own post neurons.
 """
 from __future__ import annotations
 
@@ -93,6 +96,10 @@ class FusedCall(bp.DynamicalSystem):
         self.connectivity = stack_blocks([], (0, 0))
         """The stacked connectivity (:class:`~brainpy_halfproj._connectivity.SparseRows`)."""
         self._arrays: tuple = ()
+        self.kernel: Any = None
+        """``None``: one call on the stacked connectivity. Split over devices
+        (:func:`brainpy_halfproj.partition`): a ``PartitionedCSR`` with one column block per
+        merge group, so that each device makes one call for its own post neurons."""
 
     @property
     def projections(self) -> list:
@@ -143,9 +150,19 @@ class FusedCall(bp.DynamicalSystem):
         spikes = jnp.concatenate([buffer.value for buffer in self.buffers])
         for buffer in self.buffers:
             buffer.value = jnp.zeros_like(buffer.value)
-        current = bm.event.csrmv(data, indices, indptr, spikes, shape=self.shape, transpose=True)
-        for i, group in enumerate(self.groups):
-            group.syn.add_current(current[i * n:(i + 1) * n])
+        groups = self.groups
+        if self.kernel is None:
+            current = bm.event.csrmv(data, indices, indptr, spikes, shape=self.shape, transpose=True)
+        else:
+            current = self.kernel(spikes)
+        current = current.reshape(len(groups), n)  # one row per merge group
+        for i, group in enumerate(groups):
+            group.syn.add_current(current[i])
+
+    def use_kernel(self, kernel: Any) -> None:
+        """Make the call through ``kernel`` (a ``PartitionedCSR``); drop the one-device arrays."""
+        self.kernel = kernel
+        self._arrays = ((), (), ())
 
     def reset_state(self, *args: Any, **kwargs: Any) -> None:
         for buffer in self.buffers:

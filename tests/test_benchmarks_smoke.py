@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from brainpy_halfproj._compat import event_kernel_library
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, 'benchmarks')
 NUMERIC = ('build_s', 'compile_s', 'first_call_s', 'run_s', 's_per_bio_s', 'peak_rss_mb',
@@ -80,13 +82,15 @@ def test_report_renders_every_section(smoke, tmp_path):
         with open(results / f'{name}.json', 'w') as f:
             json.dump(dict(doc, section=name, records=recs), f)
     (results / 'microcircuit.md').write_text('## Microcircuit\n\nverbatim text\n')
+    (results / 'partition.md').write_text('## Partitioned\n\nverbatim partition text\n')
     text = report.render(str(results))
     for title in ('(a) Plugin overhead', '(b) Kernel paths', 'Threads and pinning',
                   'Kernel paths: fixed cost per call', 'Speed options on the seed network',
                   'Fused merge groups: multi-population network',
                   'Merging: multi-population', '(c) Peers', 'Scaling with N'):
         assert '## ' + title in text, title
-    assert text.rstrip().endswith('verbatim text')
+    assert text.index('verbatim text') < text.index('## Partitioned')
+    assert text.rstrip().endswith('verbatim partition text')
     assert 'Failed cases' in text
 
 
@@ -196,3 +200,24 @@ def test_nest_worker_builds_the_reference_model_with_a_stub_nest(delays):
     background = [c for c in connects if c[0] == 'poisson_generator']
     assert len(background) == 8 and {c[3]['weight'] for c in background} == {prm.w_ext / prm.charge_correction}
     assert result['neurons'] == 7717 and set(result['rates']) == set(potjans2014.POPULATIONS)
+
+
+@pytest.mark.skipif(event_kernel_library() != 'brainevent',
+                    reason='partition needs brainpy >= 2.8 (brainevent kernels, jax.shard_map)')
+def test_partition_benchmark_smoke(tmp_path):
+    proc = subprocess.run([sys.executable, os.path.join(BENCH, 'partition.py'), '--smoke', '--out', str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(tmp_path / 'partition.json') as f:
+        doc = json.load(f)
+    assert doc['smoke'] is True and 'records' not in doc  # report.py renders partition.md, not this
+    runs = doc['runs']
+    assert [(r['devices'], r['partitioned']) for r in runs] == [(1, False), (1, True), (2, True)]
+    assert [r['collectives']['all-gather'] for r in runs] == [0, 0, 1]
+    assert len({r['spikes_hash'] for r in runs}) == 1 and runs[0]['spikes'] > 0
+    for r in runs:
+        assert r['us_per_step'] > 0 and r['state_bytes_per_device'] > 0
+    assert runs[2]['connectivity_bytes_per_device'] < runs[1]['connectivity_bytes_per_device']
+    text = (tmp_path / 'partition.md').read_text()
+    assert text.startswith('## Partitioned over devices (simulated CPU devices)')
+    assert text.count('| seed network, 400 neurons |') == 3

@@ -82,7 +82,11 @@ def poisson_counts(thresholds: np.ndarray, key: tuple[int, int], step: jnp.ndarr
     """Counts of ``n`` neurons at ``step``: float32, ``Poisson(lam)`` of ``thresholds``.
 
     One Threefry call gives two 32-bit words: neuron ``i`` and neuron ``i + ceil(n/2)``
-    share the counter ``(step, i)``.
+    share the counter ``(step, i)``. Each neuron evaluates its own counter's call and keeps
+    its word (twice the arithmetic of sharing it, the same values), so that a neuron's
+    count needs nothing but its index: split over devices
+    (:func:`brainpy_halfproj.partition`), each device draws its own neurons' counts
+    without communication.
 
     Examples
     --------
@@ -92,6 +96,8 @@ def poisson_counts(thresholds: np.ndarray, key: tuple[int, int], step: jnp.ndarr
     ((100000,), True)
     """
     half = (n + 1) // 2
-    a, b = threefry2x32(key, jnp.full(half, step, dtype=jnp.uint32), jnp.arange(half, dtype=jnp.uint32))
-    bits = jnp.concatenate([a, b])[:n]
+    neuron = jnp.arange(n, dtype=jnp.uint32)
+    first = neuron < half
+    a, b = threefry2x32(key, jnp.full(n, step, dtype=jnp.uint32), jnp.where(first, neuron, neuron - half))
+    bits = jnp.where(first, a, b)
     return (bits[:, None] >= jnp.asarray(thresholds)[None, :]).sum(-1).astype(jnp.float32)

@@ -277,6 +277,7 @@ def microcircuit(
     delays: Literal["normal", "fixed"] = "normal",
     jit_correction: bool = True,
     fused: bool = False,
+    size_multiple: int = 1,
 ) -> Microcircuit:
     """Build the Potjans & Diesmann (2014) cortical microcircuit.
 
@@ -327,6 +328,10 @@ def microcircuit(
         the connectivity read out of the JIT layers. Needs ``merged=True``. The
         synaptic input is the same up to float summation order; memory then grows
         with the number of synapses.
+    size_multiple : int
+        Round every population size to the nearest multiple of this, e.g. the
+        number of devices for :func:`brainpy_halfproj.partition`, which splits
+        each population evenly.
 
     Returns
     -------
@@ -358,6 +363,7 @@ def microcircuit(
     params = derive(
         scale, background=background, merged=merged, connectivity=connectivity, delays=delays,
         jit_numerator=jit_prob_numerator(), jit_correction=jit_correction, seed=seed, dt=bm.get_dt(),
+        size_multiple=size_multiple,
     )
     return Microcircuit(params, dyn, fused=fused)
 

@@ -393,6 +393,7 @@ def derive(
     jit_correction: bool = True,
     seed: int = 0,
     dt: float = 0.1,
+    size_multiple: int = 1,
 ) -> MicrocircuitParams:
     """Derive every parameter of the microcircuit for a scale and options.
 
@@ -420,6 +421,10 @@ def derive(
     seed : int
     dt : float
         Time step (ms).
+    size_multiple : int
+        Round every population size to the nearest multiple of this (at least one
+        multiple), e.g. the number of devices ``brainpy_halfproj.partition`` splits
+        each population over.
 
     Returns
     -------
@@ -441,11 +446,17 @@ def derive(
     87.81
     >>> derive(1.0, background='poisson').dc['L4E']  # no compensation at full scale
     0.0
+    >>> derive(0.1, size_multiple=4).sizes['L23E']  # 2068.3 rounded to a multiple of 4
+    2068
     """
     _check_options(scale, background, connectivity, delays, jit_numerator, dt)
+    if not isinstance(size_multiple, int) or isinstance(size_multiple, bool) or size_multiple < 1:
+        raise ValueError(f"size_multiple must be a positive int (e.g. the number of devices), "
+                         f"got {size_multiple!r}")
     scale, dt, seed = float(scale), float(dt), int(seed)
     numerator = None if jit_numerator is None else float(jit_numerator)
-    sizes = {p: max(1, int(round(FULL_SIZES[p] * scale))) for p in POPULATIONS}
+    m = size_multiple
+    sizes = {p: m * max(1, int(round(FULL_SIZES[p] * scale / m))) for p in POPULATIONS}
     rng = np.random.default_rng(seed)
     seeds = iter(rng.integers(0, 2**31 - 1, size=256).tolist())
 
