@@ -114,11 +114,11 @@ def _kernel_calls(net) -> int:
 
     import jax
 
-    state = {var: var.value for var in net.vars().unique().values()}
+    state = [(var, var.value) for var in net.vars().unique().values()]  # Variables are unhashable on 2.5
     try:  # lowering a brainpy model with jax.jit writes tracers into its state
         hlo = jax.jit(lambda i: net.step_run(i)).lower(0).compile().as_text()
     finally:
-        for var, value in state.items():
+        for var, value in state:
             var.value = value
     return len(re.findall(r'custom_call_target="', hlo))
 

@@ -360,11 +360,11 @@ def test_fused_gives_the_merged_spikes_with_one_call_per_population():
     assert sorted(p.name.split("_", 1)[1] for p, _ in report.not_fused) == sorted(f"bg_to_{p}" for p in POPULATIONS)
 
     def calls(net):  # lowering a brainpy model with jax.jit writes tracers into its state: restore it
-        state = {var: var.value for var in net.vars().unique().values()}
+        state = [(var, var.value) for var in net.vars().unique().values()]  # Variables are unhashable on 2.5
         try:
             hlo = jax.jit(lambda i: net.step_run(i)).lower(0).compile().as_text()
         finally:
-            for var, value in state.items():
+            for var, value in state:
                 var.value = value
         return len(re.findall(r'custom_call_target="', hlo))
 
