@@ -39,7 +39,7 @@ import brainpy.math as bm
 import jax.numpy as jnp
 import numpy as np
 
-from ._compat import assign
+from ._compat import assign, is_argument_state
 
 __all__ = ["CheckpointError", "FORMAT_VERSION", "state_dict", "load_state_dict", "save_checkpoint",
            "load_checkpoint"]
@@ -65,6 +65,8 @@ def _variables(model: bp.DynamicalSystem) -> dict[str, bm.Variable]:
     seen: set[int] = set()
     out: dict[str, bm.Variable] = {}
     for path, var in model.vars(method="relative").items():
+        if is_argument_state(var):  # a constant of the model (brainpy 2.5), not its state
+            continue
         if id(var) not in seen:
             seen.add(id(var))
             out[_public_path(path)] = var

@@ -28,6 +28,8 @@ __all__ = [
     "upstream_dyn_names",
     "event_kernel_library",
     "jit_prob_numerator",
+    "argument_state",
+    "is_argument_state",
 ]
 
 
@@ -97,3 +99,29 @@ def jit_prob_numerator() -> float:
     Returns ``2.0`` on brainpy >= 2.6 (brainevent) and ``1.0`` on 2.5 (brainpylib).
     """
     return 2.0 if event_kernel_library() == "brainevent" else 1.0
+
+
+def argument_state(value: Any) -> Any:
+    """Hold a large constant array so that compiled programs take it as an argument.
+
+    Closed over as a plain array, XLA embeds it in every compiled program as a constant: a
+    second copy in memory (several on brainpy 2.5). Held as state, ``bm.jit``/``bm.for_loop``
+    pass it in instead. On brainpy >= 2.6 it is a ``brainstate.State``: programs that only
+    read it take it as an input and return nothing, and brainpy's ``vars()`` (so checkpoints)
+    does not list it. On 2.5 it is a ``bm.Variable`` (that line has no other kind of state);
+    checkpoints skip it (see ``is_argument_state``).
+    """
+    if event_kernel_library() == "brainevent":
+        import brainstate
+
+        return brainstate.State(value)
+    return _ArgumentVariable(value)
+
+
+def is_argument_state(var: Any) -> bool:
+    """Whether ``var`` was made by :func:`argument_state` (not model state to checkpoint)."""
+    return isinstance(var, _ArgumentVariable)
+
+
+class _ArgumentVariable(bm.Variable):
+    """brainpy 2.5: a variable that holds a constant of the model, not its state."""

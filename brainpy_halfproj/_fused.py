@@ -42,7 +42,9 @@ from typing import Any
 import brainpy as bp
 import brainpy.math as bm
 import jax.numpy as jnp
+import numpy as np
 
+from ._compat import argument_state
 from ._connectivity import EVENT_LAYERS, SparseRows, read_connectivity, stack_blocks
 
 __all__ = ["FusedCall", "why_not_fused", "fused_call_of", "join_fused"]
@@ -91,11 +93,16 @@ class FusedCall(bp.DynamicalSystem):
         super().__init__()
         self.post_size = int(post.num)
         """Number of post neurons; each merge group takes this many columns."""
-        self._members: list[tuple[weakref.ref, Any, SparseRows]] = []  # (projection, group, its synapses)
+        self._members: list[tuple[weakref.ref, Any]] = []  # (projection, its merge group)
         self.buffers = bm.VarList()
-        self.connectivity = stack_blocks([], (0, 0))
-        """The stacked connectivity (:class:`~brainpy_halfproj._connectivity.SparseRows`)."""
-        self._arrays: tuple = ()
+        # The stacked connectivity: the row pointer as a constant (the kernel builds its work
+        # plan from it when the program is traced), indices and weights as arguments of the
+        # compiled program (see ``_compat.argument_state``: closed over, they would be copied
+        # into it).
+        self._shape = (0, 0)
+        self._indptr = np.zeros(1, dtype=np.int64)
+        self._indices: Any = None
+        self._data: Any = None
         self.kernel: Any = None
         """``None``: one call on the stacked connectivity. Split over devices
         (:func:`brainpy_halfproj.partition`): a ``PartitionedCSR`` with one column block per
@@ -110,7 +117,7 @@ class FusedCall(bp.DynamicalSystem):
     def groups(self) -> list:
         """The merge groups the call adds into, in column order."""
         groups: list = []
-        for _, group, _ in self._members:
+        for _, group in self._members:
             if not any(g is group for g in groups):
                 groups.append(group)
         return groups
@@ -118,41 +125,49 @@ class FusedCall(bp.DynamicalSystem):
     @property
     def shape(self) -> tuple[int, int]:
         """``(presynaptic rows, post columns)`` of the stacked connectivity."""
-        return self.connectivity.shape
+        return self._shape
+
+    @property
+    def connectivity(self) -> SparseRows:
+        """The stacked connectivity (:class:`~brainpy_halfproj._connectivity.SparseRows`, views, no copy)."""
+        if self._indices is None:
+            return stack_blocks([], self._shape)
+        return SparseRows(self._indptr, np.asarray(self._indices.value), np.asarray(self._data.value), self._shape)
 
     def add(self, proj: Any, group: Any, n_pre: int) -> None:
-        """Add a member: read out its synapses and stack them under the others'."""
+        """Add a member: read out its synapses and stack them under the others' (its rows come last)."""
         n_post = self.post_size
-        self._members.append((weakref.ref(proj), group, read_connectivity(proj.comm, n_pre, n_post)))
+        rows = read_connectivity(proj.comm, n_pre, n_post)
+        self._members.append((weakref.ref(proj), group))
         self.buffers.append(bm.Variable(bm.zeros(n_pre, dtype=bool)))
         groups = self.groups
-        blocks, row = [], 0
-        for _, member_group, rows in self._members:
-            column = next(i for i, g in enumerate(groups) if g is member_group) * n_post
-            blocks.append((rows, row, column))
-            row += rows.shape[0]
-        self.connectivity = stack_blocks(blocks, (row, len(groups) * n_post))
-        index_type = jnp.int32 if self.connectivity.nnz < 2**31 else jnp.int64
-        self._arrays = (jnp.asarray(self.connectivity.data),
-                        jnp.asarray(self.connectivity.indices, dtype=index_type),
-                        jnp.asarray(self.connectivity.indptr, dtype=index_type))
+        column = next(i for i, g in enumerate(groups) if g is group) * n_post
+        shape = (self._shape[0] + n_pre, len(groups) * n_post)
+        stacked = stack_blocks([(self.connectivity, 0, 0), (rows, self._shape[0], column)], shape)
+        index_type = np.int32 if stacked.nnz < 2**31 else np.int64
+        self._shape, self._indptr = shape, stacked.indptr.astype(index_type)
+        # new arrays, not new values of the old ones (brainpy sets a variable attribute's value)
+        vars(self).pop("_indices", None)
+        vars(self).pop("_data", None)
+        self._indices = argument_state(jnp.asarray(stacked.indices, dtype=index_type))
+        self._data = argument_state(jnp.asarray(stacked.data))
 
     def hand(self, proj: Any, x: Any) -> None:
         """Keep ``proj``'s presynaptic spikes for the post group's next step."""
-        index = next(i for i, (ref, *_) in enumerate(self._members) if ref() is proj)
+        index = next(i for i, (ref, _) in enumerate(self._members) if ref() is proj)
         x = bm.as_jax(x)
         # what an event layer counts as an event: True, or a positive value
         self.buffers[index].value = x if x.dtype == jnp.bool_ else x > 0
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         n = self.post_size
-        data, indices, indptr = self._arrays
         spikes = jnp.concatenate([buffer.value for buffer in self.buffers])
         for buffer in self.buffers:
             buffer.value = jnp.zeros_like(buffer.value)
         groups = self.groups
         if self.kernel is None:
-            current = bm.event.csrmv(data, indices, indptr, spikes, shape=self.shape, transpose=True)
+            current = bm.event.csrmv(self._data.value, self._indices.value, self._indptr, spikes,
+                                     shape=self._shape, transpose=True)
         else:
             current = self.kernel(spikes)
         current = current.reshape(len(groups), n)  # one row per merge group
@@ -162,7 +177,7 @@ class FusedCall(bp.DynamicalSystem):
     def use_kernel(self, kernel: Any) -> None:
         """Make the call through ``kernel`` (a ``PartitionedCSR``); drop the one-device arrays."""
         self.kernel = kernel
-        self._arrays = ((), (), ())
+        self._indices = self._data = None
 
     def reset_state(self, *args: Any, **kwargs: Any) -> None:
         for buffer in self.buffers:
