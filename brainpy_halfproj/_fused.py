@@ -147,8 +147,8 @@ class FusedCall(bp.DynamicalSystem):
         index_type = np.int32 if stacked.nnz < 2**31 else np.int64
         self._shape, self._indptr = shape, stacked.indptr.astype(index_type)
         # new arrays, not new values of the old ones (brainpy sets a variable attribute's value)
-        vars(self).pop("_indices", None)
-        vars(self).pop("_data", None)
+        self.__dict__.pop("_indices", None)
+        self.__dict__.pop("_data", None)
         self._indices = argument_state(jnp.asarray(stacked.indices, dtype=index_type))
         self._data = argument_state(jnp.asarray(stacked.data))
 
