@@ -397,6 +397,20 @@ def sec_speed(doc):
 
     rows = _speed_rows(recs, plugin_time)
     steps = next((r['steps'] for r in ok(recs) if 'steps' in r), '?')
+    brian = groups.get(('brian2', 'Brian2 cpp_standalone', 'unpinned'))
+    t_brian = med(r['s_per_bio_s'] for r in brian) if brian else None
+    targets = []
+    for line in sorted({k[0] for k in groups if k[0] not in ('brian2', '2.5')}):
+        for variant in ('plugin, native', 'plugin, fused + native'):
+            for p in ('unpinned', 'taskset -c 0'):
+                rs, base = groups.get((line, variant, p)), plugin_time(line, p)
+                if not rs or not base:
+                    continue
+                t = med(r['s_per_bio_s'] for r in rs)
+                vs = (f'; {t / t_brian:.2f}x Brian2 cpp_standalone\'s time '
+                      f'({"at or below it" if t <= t_brian else "above it"})') if t_brian else ''
+                targets.append(f'- {line}, {variant}, {p}: {base / t:.1f}x faster than without '
+                               f'({"at least 3x" if base / t >= 3 else "below 3x"}){vs}.')
     return ('## Speed options on the seed network\n\n'
             f'The seed network (4000 LifRef, JIT connectivity), {steps} steps of 0.1 ms '
             'per timed call, steady state, per line: upstream `bp.dyn`; the plugin as is (identical to '
@@ -407,7 +421,10 @@ def sec_speed(doc):
             '(`taskset -c 0`); speed-up = plugin (as is, same pinning) / this case. Kernel calls '
             'per step are custom calls in the lowered step.\n\n'
             + table(['line', 'variant', 'cores', 'runs', 'µs/step', 's / bio-s', 'speed-up', 'kernel calls/step',
-                     'first call s', 'peak RSS MB', 'rate Hz'], rows) + errors(recs))
+                     'first call s', 'peak RSS MB', 'rate Hz'], rows)
+            + ('\nAgainst the targets (native kernels at least 3x faster than without, and at or below '
+               'Brian2 cpp_standalone measured in the same run):\n\n' + '\n'.join(targets) + '\n'
+               if targets else '') + errors(recs))
 
 
 def sec_fusing(doc):
@@ -498,6 +515,12 @@ def fastest_ours(docs):
             t = med(r['s_per_bio_s'] for r in rs)
             if key[2] == 'plugin' and (best is None or t < best[1]):
                 best = (f'brainpy {key[0]}, {key[1]} kernel, plugin, {key[3]}', t)
+    if 'speed' in docs:  # the speed options (native kernels, fused groups)
+        groups = summary_rows(docs['speed']['records'], [line_of, lambda r: r.get('variant', ''), pin])
+        for (line, variant, p), rs in groups.items():
+            t = med(r['s_per_bio_s'] for r in rs)
+            if variant.startswith('plugin') and (best is None or t < best[1]):
+                best = (f'brainpy {line}, JIT kernel, {variant}, {p}', t)
     return best
 
 
