@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SparseRows", "EVENT_LAYERS", "read_connectivity", "stack_blocks"]
+__all__ = ["SparseRows", "EVENT_LAYERS", "read_connectivity", "append_rows", "stack_blocks"]
 
 #: ``bp.dnn`` layers whose input is a spike vector and whose kernel is event-driven.
 EVENT_LAYERS: tuple[str, ...] = ("EventCSRLinear", "EventJitFPHomoLinear", "EventJitFPNormalLinear",
@@ -97,20 +97,27 @@ def _csr_layer(comm: Any, n_pre: int, n_post: int) -> SparseRows:
 
 
 def _probe(comm: Any, n_pre: int, n_post: int) -> SparseRows:
-    """Row ``i``: the layer's output for a spike of presynaptic neuron ``i`` alone."""
+    """Row ``i``: the layer's output for a spike of presynaptic neuron ``i`` alone.
+
+    Chunks of rows are turned into CSR directly (``np.nonzero`` runs row-major, so each
+    chunk's columns come sorted): memory stays at the synapses plus one dense chunk.
+    """
     import jax
     import jax.numpy as jnp
 
     one = jax.jit(lambda i: comm(jnp.arange(n_pre) == i))
-    rows, cols, data = [], [], []
+    counts, indices, data = [], [], []
     for start in range(0, n_pre, _PROBE_CHUNK):
-        ids = jnp.arange(start, min(start + _PROBE_CHUNK, n_pre))
-        block = np.asarray(jax.lax.map(one, ids))
+        stop = min(start + _PROBE_CHUNK, n_pre)
+        block = np.asarray(jax.lax.map(one, jnp.arange(start, stop)))
         r, c = np.nonzero(block)
-        rows.append(r + start)
-        cols.append(c)
-        data.append(block[r, c])
-    return _from_coo(np.concatenate(rows), np.concatenate(cols), np.concatenate(data), (n_pre, n_post))
+        counts.append(np.bincount(r, minlength=stop - start))
+        indices.append(c.astype(np.int32))
+        data.append(block[r, c].astype(np.float32))
+        del block, r, c
+    indptr = np.zeros(n_pre + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(counts), out=indptr[1:])
+    return SparseRows(indptr, np.concatenate(indices), np.concatenate(data), (n_pre, n_post))
 
 
 def read_connectivity(comm: Any, n_pre: int, n_post: int) -> SparseRows:
@@ -144,6 +151,29 @@ def read_connectivity(comm: Any, n_pre: int, n_post: int) -> SparseRows:
     if kind == "EventCSRLinear":
         return _csr_layer(comm, n_pre, n_post)
     return _probe(comm, n_pre, n_post)
+
+
+def append_rows(top: SparseRows, bottom: SparseRows, column: int, n_columns: int) -> SparseRows:
+    """``top`` with ``bottom``'s rows below it, their columns shifted by ``column``.
+
+    No sorting: rows keep their order and each row its sorted columns (``column`` is the
+    same for all of ``bottom``), so this is one concatenation of each array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainpy_halfproj._connectivity import SparseRows, append_rows
+    >>> eye = SparseRows(np.array([0, 1, 2]), np.array([0, 1], np.int32), np.ones(2, np.float32), (2, 2))
+    >>> append_rows(eye, eye, 2, 4).todense().astype(int).tolist()
+    [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
+    """
+    if column + bottom.shape[1] > n_columns or top.shape[1] > n_columns:
+        raise ValueError(f"append_rows: blocks of {top.shape[1]} and {column}+{bottom.shape[1]} columns "
+                         f"do not fit in {n_columns}")
+    indptr = np.concatenate([top.indptr, bottom.indptr[1:] + top.indptr[-1]])
+    indices = np.concatenate([top.indices, (bottom.indices + column).astype(top.indices.dtype)])
+    return SparseRows(indptr, indices, np.concatenate([top.data, bottom.data]),
+                      (top.shape[0] + bottom.shape[0], n_columns))
 
 
 def stack_blocks(blocks: list[tuple[SparseRows, int, int]], shape: tuple[int, int]) -> SparseRows:

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._compat import argument_state
-from ._connectivity import EVENT_LAYERS, SparseRows, read_connectivity, stack_blocks
+from ._connectivity import EVENT_LAYERS, SparseRows, append_rows, read_connectivity, stack_blocks
 
 __all__ = ["FusedCall", "why_not_fused", "fused_call_of", "join_fused"]
 
@@ -143,14 +143,20 @@ class FusedCall(bp.DynamicalSystem):
         groups = self.groups
         column = next(i for i, g in enumerate(groups) if g is group) * n_post
         shape = (self._shape[0] + n_pre, len(groups) * n_post)
-        stacked = stack_blocks([(self.connectivity, 0, 0), (rows, self._shape[0], column)], shape)
+        stacked = append_rows(self.connectivity, rows, column, shape[1])
+        del rows
         index_type = np.int32 if stacked.nnz < 2**31 else np.int64
         self._shape, self._indptr = shape, stacked.indptr.astype(index_type)
-        # new arrays, not new values of the old ones (brainpy sets a variable attribute's value)
+        # New arrays, not new values of the old ones (brainpy would set a variable attribute's
+        # value). The old arrays go first and each new one replaces its NumPy source at once,
+        # so that the stacked connectivity exists at most twice at any moment.
         self.__dict__.pop("_indices", None)
         self.__dict__.pop("_data", None)
-        self._indices = argument_state(jnp.asarray(stacked.indices, dtype=index_type))
-        self._data = argument_state(jnp.asarray(stacked.data))
+        indices, data = stacked.indices, stacked.data
+        del stacked
+        self._indices = argument_state(jnp.asarray(indices, dtype=index_type))
+        del indices
+        self._data = argument_state(jnp.asarray(data))
 
     def hand(self, proj: Any, x: Any) -> None:
         """Keep ``proj``'s presynaptic spikes for the post group's next step."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from brainpy_halfproj._compat import event_kernel_library
-from brainpy_halfproj._connectivity import SparseRows, read_connectivity, stack_blocks
+from brainpy_halfproj._connectivity import SparseRows, append_rows, read_connectivity, stack_blocks
 
 N_PRE, N_POST = 300, 200
 
@@ -66,6 +66,19 @@ def test_columns_and_stacking_rebuild_the_matrix():
     np.testing.assert_array_equal(both[:N_PRE, :N_POST], rows.todense())
     np.testing.assert_array_equal(both[N_PRE:, N_POST:], rows.todense())
     assert not both[:N_PRE, N_POST:].any() and not both[N_PRE:, :N_POST].any()
+
+
+def test_appending_rows_equals_stacking_blocks():
+    a = read_connectivity(LAYERS["jit_normal"](), N_PRE, N_POST)
+    b = read_connectivity(LAYERS["csr_multapses"](), N_PRE, N_POST)
+    appended = append_rows(a, b, N_POST, 2 * N_POST)
+    stacked = stack_blocks([(a, 0, 0), (b, N_PRE, N_POST)], (2 * N_PRE, 2 * N_POST))
+    assert appended.shape == stacked.shape == (2 * N_PRE, 2 * N_POST)
+    np.testing.assert_array_equal(appended.indptr, stacked.indptr)
+    np.testing.assert_array_equal(appended.indices, stacked.indices)
+    np.testing.assert_array_equal(appended.data, stacked.data)
+    with pytest.raises(ValueError, match=r"append_rows: blocks of 200 and 200\+200 columns do not fit in 300"):
+        append_rows(a, b, N_POST, 300)
 
 
 def test_rows_are_sorted_and_typed():
