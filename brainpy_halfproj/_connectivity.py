@@ -105,11 +105,15 @@ def _probe(comm: Any, n_pre: int, n_post: int) -> SparseRows:
     import jax
     import jax.numpy as jnp
 
-    one = jax.jit(lambda i: comm(jnp.arange(n_pre) == i))
+    # One compiled program for all chunks, owned by this call: programs that eager
+    # ``lax.map`` would compile stay in JAX's global caches (tens of MB per layer).
+    chunk = min(_PROBE_CHUNK, n_pre)
+    probe = jax.jit(lambda rows: jax.lax.map(lambda i: comm(jnp.arange(n_pre) == i), rows))
     counts, indices, data = [], [], []
-    for start in range(0, n_pre, _PROBE_CHUNK):
-        stop = min(start + _PROBE_CHUNK, n_pre)
-        block = np.asarray(jax.lax.map(one, jnp.arange(start, stop)))
+    for start in range(0, n_pre, chunk):
+        stop = min(start + chunk, n_pre)
+        rows = np.minimum(np.arange(start, start + chunk), n_pre - 1)  # the last chunk padded
+        block = np.asarray(probe(rows))[:stop - start]
         r, c = np.nonzero(block)
         counts.append(np.bincount(r, minlength=stop - start))
         indices.append(c.astype(np.int32))
