@@ -157,14 +157,9 @@ def main(argv=None):
     others_during = None if b0 is None else ((cpu_busy_s() - b0) - cpu_s) / run_s
 
     bio_s = args.steps * 0.1e-3
-    import re
-
-    import jax
-    # custom calls in the compiled step (the lowered text may hold one call in a shared function)
-    hlo = jax.jit(lambda i: body(i)).lower(0).compile().as_text()
     result = dict(
         impl=args.impl, kernel=args.kernel, pin_self=args.pin_self, model=args.model, n=n_total, steps=args.steps,
-        native=args.native, fused=args.fused, kernel_calls_per_step=len(re.findall(r'custom_call_target="', hlo)),
+        native=args.native, fused=args.fused, kernel_calls_per_step=workloads.kernel_calls_per_step(model, body),
         groups=args.groups if args.model == 'multipop' else None,
         merged=(not args.unmerged) if args.model == 'multipop' else None,
         import_s=import_s, build_s=build_s, first_call_s=first_s,

@@ -51,6 +51,7 @@ def worker_brainpy(a: argparse.Namespace) -> dict:
     import brainpy as bp
     import brainpy.math as bm
     import numpy as np
+    import workloads  # benchmarks/, next to this script
 
     import brainpy_halfproj
     from brainpy_halfproj import dyn, merge_report
@@ -66,7 +67,7 @@ def worker_brainpy(a: argparse.Namespace) -> dict:
                        fused=a.variant == "fused", connectivity=a.connectivity, seed=a.seed, dyn=dyn,
                        delays=a.delays, jit_correction=not a.no_jit_correction)
     t_build = time.perf_counter() - t0
-    kernel_calls = _kernel_calls(net)
+    kernel_calls = workloads.kernel_calls_per_step(net, net.step_run)
 
     chunk = 100.0
     n_chunks = max(2, int(round(a.transient / chunk)))
@@ -106,21 +107,6 @@ def worker_brainpy(a: argparse.Namespace) -> dict:
         published_full_scale=PUBLISHED_RATES, peak_rss_gib=_peak_rss_gib(),
         versions=dict(brainpy=bp.__version__, jax=__import__("jax").__version__),
     )
-
-
-def _kernel_calls(net) -> int:
-    """Custom calls (event kernels) in one compiled step of ``net``, its state left as it was."""
-    import re
-
-    import jax
-
-    state = [(var, var.value) for var in net.vars().unique().values()]  # Variables are unhashable on 2.5
-    try:  # lowering a brainpy model with jax.jit writes tracers into its state
-        hlo = jax.jit(lambda i: net.step_run(i)).lower(0).compile().as_text()
-    finally:
-        for var, value in state:
-            var.value = value
-    return len(re.findall(r'custom_call_target="', hlo))
 
 
 # --------------------------------------------------------------------------- NEST worker

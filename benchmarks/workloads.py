@@ -113,3 +113,30 @@ def state_sizes(model):
         if isinstance(node, bp.dyn.Expon):
             syn += sum(int(v.size) for v in node.vars(level=0, include_self=True).values())
     return syn, total
+
+
+
+def kernel_calls_per_step(model, step):
+    """Custom calls (event kernels) in the compiled program of ``step(i)``, one step of ``model``.
+
+    Lowered through brainpy's own ``bm.jit`` where it has ``lower`` (brainpy >= 2.6), so that
+    state, including the connectivity of fused calls, enters as arguments: plain ``jax.jit``
+    would close over it and copy it into the program as constants (gigabytes for the
+    full-scale microcircuit). Counted in the compiled text, where one call in a shared
+    function is counted once per call site. ``model``'s state is left as it was.
+    """
+    import re
+
+    import jax
+
+    jitted = bm.jit(step)
+    if hasattr(jitted, "lower"):
+        hlo = jitted.lower(0).compile().as_text()
+    else:  # brainpy 2.5: jax.jit, which writes tracers into the state; the values are put back
+        state = [(var, var.value) for var in model.vars().unique().values()]  # Variables are unhashable
+        try:
+            hlo = jax.jit(step).lower(0).compile().as_text()
+        finally:
+            for var, value in state:
+                var.value = value
+    return len(re.findall(r'custom_call_target="', hlo))
