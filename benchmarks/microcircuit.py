@@ -26,12 +26,13 @@ import datetime as _dt
 import importlib.util
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import machine_info  # benchmarks/, next to this script
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -226,21 +227,11 @@ def worker_nest(a: argparse.Namespace) -> dict:
 
 
 # --------------------------------------------------------------------------- driver
-def _machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        mem = f"{int(open('/proc/meminfo').readline().split()[1]) / 1024**2:.1f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
-    return dict(cpu=cpu, cores=os.cpu_count(), memory=mem, python=platform.python_version())
+def _gib(machine: dict) -> str:
+    """The machine's memory as text (``memory``: the records' key before ``mem_gib``)."""
+    if machine.get("mem_gib"):
+        return f"{machine['mem_gib']:.1f} GiB"
+    return machine.get("memory", "?")
 
 
 def _run_worker(python: str, args: list[str], taskset: str | None = None) -> dict:
@@ -288,7 +279,7 @@ def write_markdown(data: dict) -> str:
         "Each row is its own subprocess; compile = first 100 ms chunk minus a steady chunk; "
         "run = wall time per biological second after the transient; RSS = `ru_maxrss`.",
         "",
-        f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('memory', '?')}; "
+        f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {_gib(m)}; "
         f"Python {m.get('python', '?')}. Shared with other jobs; timing runs were serialised "
         "with a lock, but other processes may have run.",
         "",
@@ -438,7 +429,7 @@ def main(argv: list[str] | None = None) -> None:
     data = {"runs": {}}
     if JSON_PATH.exists() and not a.smoke:
         data = json.loads(JSON_PATH.read_text())
-    data["machine"] = _machine()
+    data["machine"] = machine_info()
     nest_extra = ["--fixed-delays"] if a.fixed_delays else []
     common = ["--background", a.background, "--connectivity", a.connectivity, "--seed", str(a.seed),
               "--transient", str(a.transient), "--duration", str(a.duration)]

@@ -27,11 +27,9 @@ Writes ``results/partition.json`` and the markdown section ``results/partition.m
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import hashlib
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -39,6 +37,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import machine_info  # benchmarks/, next to this script
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -124,24 +124,6 @@ def worker(a: argparse.Namespace) -> dict:
 
 
 # --------------------------------------------------------------------------- driver
-def _machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=ROOT).stdout.strip()
-    except OSError:
-        commit = "?"
-    return dict(cpu=cpu, cores=os.cpu_count(), python=platform.python_version(), commit=commit,
-                date=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"))
-
-
 def _case(a: argparse.Namespace, model: str, devices: int, partitioned: bool) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--model", model, "--devices", str(devices),
            "--steps", str(a.steps), "--repeats", str(a.repeats), "--size", str(a.size), "--scale", str(a.scale)]
@@ -257,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     for model in a.models:
         runs.append(_case(a, model, 1, partitioned=False))
         runs += [_case(a, model, n, partitioned=True) for n in a.device_counts]
-    doc = dict(section="partition", smoke=a.smoke, machine=_machine(), runs=runs)
+    doc = dict(section="partition", smoke=a.smoke, machine=machine_info(), runs=runs)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "partition.json").write_text(json.dumps(doc, indent=1) + "\n")

@@ -14,14 +14,14 @@ Interpreters: ``--line 2.8=/path/python --line 2.5=/path/python`` (default: this
 interpreter is missing are recorded as not run, with the reason.
 """
 import argparse
-import datetime
 import fcntl
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
+
+from machine import machine_info  # benchmarks/, next to this script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -30,29 +30,6 @@ SECTIONS = ('programs', 'threads', 'overhead', 'overhead_ab', 'kernels', 'calls'
             'peers', 'scaling')
 DEFAULT_PEERS = {'brian2': '/tmp/vbrian/bin/python', 'nest': '/tmp/vnest/bin/python',
                  'annarchy': '/tmp/vann/bin/python'}
-
-
-def machine_info():
-    cpu = ''
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    mem_gib = None
-    try:
-        with open('/proc/meminfo') as f:
-            mem_gib = int(f.readline().split()[1]) / 2 ** 20
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, text=True,
-                                capture_output=True).stdout.strip()
-    except OSError:
-        commit = ''
-    return dict(cpu=cpu, cores=os.cpu_count(), mem_gib=mem_gib, os=platform.platform(),
-                commit=commit,
-                date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
 
 
 class CpuLock:
