@@ -115,7 +115,6 @@ def state_sizes(model):
     return syn, total
 
 
-
 def kernel_calls_per_step(model, step):
     """Custom calls (event kernels) in the compiled program of ``step(i)``, one step of ``model``.
 
