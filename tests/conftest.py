@@ -10,8 +10,14 @@ matplotlib.use("Agg")
 import brainpy as bp  # noqa: E402
 import brainpy.math as bm  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 from ._nets import CLASSES  # noqa: E402
+
+# No per-example time limit for property tests: they assert behaviour, never speed, and CI
+# runs four suites at once on two cores (an example can wait hundreds of ms for a core).
+settings.register_profile("halfproj", deadline=None)
+settings.load_profile("halfproj")
 
 # The CPU affinity this test session started with, before any test ran: a test that calls
 # code which pins the process would otherwise hide the pinning from the tests that follow.
