@@ -12,9 +12,10 @@ That placement is what makes everything else work without extra machinery:
   bit-identical results);
 * ``model.nodes()`` and ``model.vars()`` reach the shared state once, so
   ``bp.reset_state``, ``bm.jit`` and ``bm.for_loop`` see it once;
-* the node's storage name is stable (``halfproj_<Syn>_<Out>_<i>``, ``i`` counting
-  the groups on that post in construction order), so checkpoints keyed by
-  attribute path find the merged state again in a freshly built model.
+* the node's storage name (``halfproj_<Syn>_<Out>_<i>``, ``i`` counting the
+  groups on that post in construction order) is readable and deterministic for
+  the same code, but it counts: checkpoints therefore identify a group by its
+  key and its members' attribute paths, never by this name (``_checkpoint.py``).
 
 Finding a group means scanning the post's ``before_updates`` for a
 :class:`MergeGroup` whose :class:`~brainpy_halfproj.MergeKey` is *equal* to the
