@@ -25,6 +25,7 @@ from brainpy_halfproj.models import (
     psp_to_psc,
     simulate,
 )
+from brainpy_halfproj.models import potjans2014
 from brainpy_halfproj.models.potjans2014 import jit_nearest_prob, jit_realised_prob
 
 SCALE = 0.02  # structure tests: building is cheap at any scale
@@ -147,6 +148,16 @@ def test_merged_and_unmerged_give_the_same_spikes(merged_run):
         (dict(scale=0.1, connectivity="fixed"), ValueError,
          "connectivity must be 'multapse', 'matched' or 'table', got 'fixed'"),
         (dict(scale=0.1, delays="uniform"), ValueError, "delays must be 'normal' or 'fixed', got 'uniform'"),
+        (dict(scale=True), TypeError, "scale must be a number, got bool: True"),
+        (dict(scale=3e-4), ValueError, r"scale 0.0003 is too small for background='poisson': every population needs "
+                                       r"at least one background input .* so scale must be above 0.000333333 "
+                                       r"\(0.5 / 1500\); use a larger scale or background='dc'"),
+        (dict(scale=1 / 3000), ValueError, r"scale must be above 0.000333333"),
+        (dict(scale=0.1, seed=1.9), TypeError, r"seed must be an int \(0 <= seed\), got float: 1.9"),
+        (dict(scale=0.1, seed="3"), TypeError, r"seed must be an int \(0 <= seed\), got str: '3'"),
+        (dict(scale=0.1, seed=None), TypeError, r"seed must be an int \(0 <= seed\), got NoneType: None"),
+        (dict(scale=0.1, seed=True), TypeError, r"seed must be an int \(0 <= seed\), got bool: True"),
+        (dict(scale=0.1, seed=-1), ValueError, r"seed must be an int with 0 <= seed .*, got -1"),
     ],
 )
 def test_bad_arguments(kwargs, exc, match):
@@ -154,9 +165,48 @@ def test_bad_arguments(kwargs, exc, match):
         microcircuit(**kwargs)
 
 
-def test_population_rates_rejects_non_positive_duration(small_net):
-    with pytest.raises(ValueError, match="duration must be positive"):
-        population_rates(small_net, 0.0)
+@pytest.mark.parametrize("scale, seed", [(np.float32(0.02), np.int64(3)), (0.02, 3)])
+def test_any_real_scale_and_integer_seed_type_is_accepted(scale, seed):
+    net = microcircuit(scale, seed=seed)
+    assert net.params.scale == float(scale) and type(net.params.scale) is float
+    assert net.params.seed == 3 and type(net.params.seed) is int
+    assert net.sizes == derive(0.02).sizes
+
+
+def test_the_smallest_scales_build():
+    assert potjans2014.min_scale() == 0.5 / 1500
+    assert min(microcircuit(3.34e-4).params.k_ext.values()) == 1  # failed in the Poisson sampler before
+    assert sum(microcircuit(1e-5, background="dc").sizes.values()) == 8  # one neuron per population
+
+
+@pytest.mark.parametrize("duration, exc, match", [
+    (0.0, ValueError, r"duration must be positive and finite \(ms, .*\), got 0.0"),
+    (-1.0, ValueError, r"duration must be positive and finite .*, got -1.0"),
+    (float("nan"), ValueError, r"duration must be positive and finite .*, got nan"),
+    (float("inf"), ValueError, r"duration must be positive and finite .*, got inf"),
+    ("10", TypeError, r"duration must be a number of ms, got str: '10'"),
+])
+def test_population_rates_rejects_durations_without_a_rate(small_net, duration, exc, match):
+    with pytest.raises(exc, match=match):
+        population_rates(small_net, duration)
+
+
+def test_a_model_refuses_to_run_at_another_time_step():
+    """Built at 0.1 ms, run at 0.05 ms: its delays and background are per step; rates would be 3-20x off."""
+    bm.set_dt(0.1)
+    net = microcircuit(SCALE, seed=0)
+    bm.set_dt(0.05)
+    message = (r"this Microcircuit was built for dt = 0.1 ms, but brainpy's time step is now 0.05 ms \(its delays, "
+               r"weights and background rates are per step of 0.1 ms\); call bm.set_dt\(0.1\) before running it, "
+               r"or build a new model at dt = 0.05 ms")
+    with pytest.raises(ValueError, match=message):
+        simulate(net, 1.0)
+    with pytest.raises(ValueError, match=message):
+        net.step_run(0)
+    with pytest.raises(ValueError, match=message):
+        bm.for_loop(lambda i: net.step_run(i), np.arange(3))
+    bm.set_dt(0.1)
+    assert simulate(net, 0.3, record="counts")["L4E"].shape == (3,)
 
 
 @pytest.fixture(scope="module")

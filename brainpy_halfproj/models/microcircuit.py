@@ -248,7 +248,39 @@ class Microcircuit(bp.DynSysGroup):
             if checking:
                 bp.check.turn_on()
 
+    def check_dt(self) -> None:
+        """Refuse to run at another time step than the model was built for.
+
+        Its delays (in steps), weights and background rates were derived for ``params.dt``;
+        run at another ``bm.get_dt()`` it would give rates several times off, silently.
+
+        Raises
+        ------
+        ValueError
+            If ``bm.get_dt()`` is not ``params.dt``.
+
+        Examples
+        --------
+        >>> import brainpy.math as bm
+        >>> from brainpy_halfproj.models import microcircuit
+        >>> bm.set_dt(0.1)
+        >>> net = microcircuit(0.01)
+        >>> bm.set_dt(0.05)
+        >>> net.check_dt()
+        Traceback (most recent call last):
+        ValueError: this Microcircuit was built for dt = 0.1 ms, but brainpy's time step is now 0.05 ms ...
+        >>> bm.set_dt(0.1)
+        >>> net.check_dt()
+        """
+        dt = bm.get_dt()
+        if dt != self.params.dt:
+            raise ValueError(f"this Microcircuit was built for dt = {self.params.dt} ms, but brainpy's time step is "
+                             f"now {dt} ms (its delays, weights and background rates are per step of "
+                             f"{self.params.dt} ms); call bm.set_dt({self.params.dt}) before running it, or build "
+                             f"a new model at dt = {dt} ms")
+
     def update(self):
+        self.check_dt()  # a Python check: at trace time under jit, nothing in the compiled step
         spikes = self.delayed_spikes()
         for pre, post, proj in self.routes:
             proj(self.sources[post]() if pre == "bg" else spikes[pre])
@@ -294,7 +326,9 @@ def microcircuit(
     Parameters
     ----------
     scale : float
-        In ``(0, 1]``. Scales the number of neurons and the in-degrees together;
+        In ``(0, 1]``, any real number type; with the Poisson background above
+        ``potjans2014.min_scale()`` (3.3e-4, one background input per neuron).
+        Scales the number of neurons and the in-degrees together;
         below 1 the weights grow by ``1 / sqrt(scale)`` and a DC current replaces
         the lost mean input, as in the reference.
     background : {'poisson', 'dc'}
@@ -311,7 +345,7 @@ def microcircuit(
         same probability, the published 10 % spread; ``'table'``: the table's
         probability as is.
     seed : int
-        Seeds connectivity, weights, delays, initial potentials and background.
+        Non-negative. Seeds connectivity, weights, delays, initial potentials and background.
     dyn : module, optional
         Namespace providing ``HalfProjAlignPostMg`` and ``HalfProjAlignPost``;
         defaults to :mod:`brainpy_halfproj.dyn`.
@@ -373,9 +407,19 @@ def population_rates(model: Microcircuit, duration: float) -> dict[str, float]:
 
     ``duration`` (ms) is the time simulated since the counters were last reset
     (:meth:`Microcircuit.reset_spike_counts`).
+
+    Raises
+    ------
+    TypeError
+        If ``duration`` is not a number.
+    ValueError
+        If ``duration`` is not positive and finite.
     """
-    if duration <= 0:
-        raise ValueError(f"duration must be positive (ms), got {duration!r}")
+    if isinstance(duration, bool) or not isinstance(duration, numbers.Real):
+        raise TypeError(f"duration must be a number of ms, got {type(duration).__name__}: {duration!r}")
+    if not (math.isfinite(duration) and duration > 0):
+        raise ValueError(f"duration must be positive and finite (ms, the time since the counters were reset), "
+                         f"got {duration!r}")
     return {
         p: float(np.asarray(model.spike_counts[p].value).sum()) / model.sizes[p] / (duration * 1e-3)
         for p in POPULATIONS
@@ -415,8 +459,10 @@ def simulate(
         If ``duration`` is not a number or ``progress`` not a bool or None.
     ValueError
         If ``record`` is not one of its choices, or ``duration`` is negative, not
-        finite, or shorter than half a step (nothing to simulate).
+        finite, or shorter than half a step (nothing to simulate), or brainpy's time
+        step is not the one the model was built for (:meth:`Microcircuit.check_dt`).
     """
+    model.check_dt()
     if record not in (True, False, "counts"):
         raise ValueError(f"record must be True, False or 'counts', got {record!r}")
     if isinstance(duration, bool) or not isinstance(duration, numbers.Real):

@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from typing import Literal
 
 import numpy as np
@@ -86,6 +87,7 @@ __all__ = [
     "derive",
     "jit_nearest_prob",
     "jit_realised_prob",
+    "min_scale",
     "multapse_mean",
     "multapse_spread",
     "psp_to_psc",
@@ -358,12 +360,35 @@ class MicrocircuitParams:
                 if self.prob[i, j] > 0.0]
 
 
+def _is_real(value: object) -> bool:
+    """A real number of any type (``int``, ``float``, numpy scalars), but not a ``bool``."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def min_scale(background: str = "poisson") -> float:
+    """The ``scale`` below which the model cannot be built (exclusive): ``0`` for ``background='dc'``.
+
+    With the Poisson background every population needs at least one background input,
+    ``round(K_EXT[p] * scale) >= 1``, so ``scale`` must exceed ``0.5 / min(K_EXT)``.
+
+    Examples
+    --------
+    >>> round(min_scale(), 7), min_scale('dc')
+    (0.0003333, 0.0)
+    """
+    return 0.5 / min(K_EXT.values()) if background == "poisson" else 0.0
+
+
 def _check_options(scale: object, background: object, connectivity: object, delays: object,
-                   jit_numerator: object, dt: object) -> None:
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool):
+                   jit_numerator: object, dt: object, seed: object = 0) -> None:
+    if not _is_real(scale):
         raise TypeError(f"scale must be a number, got {type(scale).__name__}: {scale!r}")
-    if not 0.0 < scale <= 1.0:
+    if not 0.0 < scale <= 1.0:  # type: ignore[operator]
         raise ValueError(f"scale must be in (0, 1], got {scale!r}")
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, (bool, np.bool_)):
+        raise TypeError(f"seed must be an int (0 <= seed), got {type(seed).__name__}: {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be an int with 0 <= seed (numpy.random.default_rng's range), got {seed!r}")
     if background not in _BACKGROUNDS:
         raise ValueError(f"background must be 'poisson' or 'dc', got {background!r}")
     if connectivity not in _CONNECTIVITIES:
@@ -373,8 +398,12 @@ def _check_options(scale: object, background: object, connectivity: object, dela
     if jit_numerator is not None and not (isinstance(jit_numerator, (int, float)) and jit_numerator > 0):
         raise ValueError(f"jit_numerator must be a positive number or None (a kernel that realises any "
                          f"probability), got {jit_numerator!r}")
-    if not (isinstance(dt, (int, float)) and dt > 0):
+    if not (_is_real(dt) and math.isfinite(dt) and dt > 0):  # type: ignore[arg-type,operator]
         raise ValueError(f"dt must be a positive time step in ms, got {dt!r}")
+    if background == "poisson" and not scale > min_scale():  # type: ignore[operator]
+        raise ValueError(f"scale {scale!r} is too small for background='poisson': every population needs at least "
+                         f"one background input (K_EXT * scale rounded >= 1), so scale must be above "
+                         f"{min_scale():.6g} (0.5 / {min(K_EXT.values())}); use a larger scale or background='dc'")
 
 
 def _frozen(arr: np.ndarray) -> np.ndarray:
@@ -405,7 +434,8 @@ def derive(
     Parameters
     ----------
     scale : float
-        In ``(0, 1]``; 1 is the full model (77,169 neurons).
+        In ``(0, 1]``; 1 is the full model (77,169 neurons). Any real number type (not
+        ``bool``); with the Poisson background, above :func:`min_scale` (``3.3e-4``).
     background : {'poisson', 'dc'}
     merged : bool
         Weights for merged (``True``) or unmerged align-post synapses.
@@ -419,6 +449,7 @@ def derive(
         the weights by ``target / realised`` (no effect when ``jit_numerator`` is
         ``None``).
     seed : int
+        Non-negative; seeds ``numpy.random.default_rng``.
     dt : float
         Time step (ms).
     size_multiple : int
@@ -433,9 +464,10 @@ def derive(
     Raises
     ------
     TypeError
-        If ``scale`` is not a number.
+        If ``scale`` is not a real number or ``seed`` not an int (``bool`` is neither).
     ValueError
-        If an option is out of range or not one of its choices.
+        If an option is out of range or not one of its choices; ``scale`` at or below
+        :func:`min_scale` with the Poisson background.
 
     Examples
     --------
@@ -449,7 +481,7 @@ def derive(
     >>> derive(0.1, size_multiple=4).sizes['L23E']  # 2068.3 rounded to a multiple of 4
     2068
     """
-    _check_options(scale, background, connectivity, delays, jit_numerator, dt)
+    _check_options(scale, background, connectivity, delays, jit_numerator, dt, seed)
     if not isinstance(size_multiple, int) or isinstance(size_multiple, bool) or size_multiple < 1:
         raise ValueError(f"size_multiple must be a positive int (e.g. the number of devices), "
                          f"got {size_multiple!r}")
