@@ -27,6 +27,22 @@ brainevent's path, and :func:`native_kernel_report` says which and why.
 Nothing here runs on import: importing the plugin leaves brainevent as it is.
 Programs traced while the switch is on keep the handlers they were compiled
 with; switching off affects programs traced afterwards.
+
+Scope across threads
+--------------------
+brainevent calls its registration function while a program is traced, in the
+thread that traces it. While anything asks for native kernels, that function
+is :func:`_dispatch`, which asks the tracing thread's setting:
+
+* :func:`use_native_kernels` sets the process-wide setting, which every thread
+  follows;
+* inside a :func:`native_kernels` block, the block's setting holds for the
+  thread that entered it, until the block exits; blocks nest, and each one
+  restores what its thread had before. Blocks in other threads, entered or left
+  in any order, do not affect it.
+
+brainevent's own function is put back when the process-wide setting is off and
+no thread is inside a block that switches native kernels on.
 """
 from __future__ import annotations
 
@@ -87,7 +103,12 @@ class KernelRecord:
 
 
 _LOCK = threading.RLock()
-_STATE: dict[str, Any] = {"original": None}
+# "brainevent": brainevent's registration function, kept from the first time _dispatch replaced it
+# (a thread may still be inside _dispatch when another puts it back); "installed": whether _dispatch
+# replaces it now; "process": the process-wide setting; "blocks": native_kernels(True) blocks open
+# in any thread.
+_STATE: dict[str, Any] = {"brainevent": None, "installed": False, "process": False, "blocks": 0}
+_THREAD = threading.local()  # .stack: the settings of the native_kernels blocks this thread is in
 _TARGETS: dict[tuple, tuple[str, KernelRecord]] = {}  # signature -> (target name, record)
 _PINNED: list[Any] = []  # cfuncs and kernels that XLA holds raw pointers into: never freed
 _COUNTER = itertools.count()
@@ -288,7 +309,7 @@ def _register_native(kernel: Any, input_shapes: tuple, input_dtypes: tuple, outp
             handler = _compile_handler(kernel, in_ranks, input_dtypes, out_ranks, output_dtypes)
             jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(handler.address), platform="cpu")
         except Exception as err:  # noqa: BLE001 - any failure keeps brainevent's own path
-            name, _ = _STATE["original"](kernel, input_shapes, input_dtypes, output_shapes, output_dtypes)
+            name, _ = _STATE["brainevent"](kernel, input_shapes, input_dtypes, output_shapes, output_dtypes)
             record = KernelRecord(_kernel_name(kernel), name, False, f"{type(err).__name__}: {err}")
         else:
             _PINNED.extend((handler, kernel))
@@ -300,8 +321,47 @@ def _register_native(kernel: Any, input_shapes: tuple, input_dtypes: tuple, outp
 # ----------------------------------------------------------------- the switch
 
 
+def _dispatch(kernel: Any, input_shapes: tuple, input_dtypes: tuple, output_shapes: tuple,
+              output_dtypes: tuple) -> tuple[str, tuple]:
+    """brainevent's registration function while native kernels are asked for: the tracing thread's choice."""
+    if native_kernels_enabled():
+        return _register_native(kernel, input_shapes, input_dtypes, output_shapes, output_dtypes)
+    return _STATE["brainevent"](kernel, input_shapes, input_dtypes, output_shapes, output_dtypes)
+
+
+def _stack() -> list[bool]:
+    stack = getattr(_THREAD, "stack", None)
+    if stack is None:
+        stack = _THREAD.stack = []
+    return stack
+
+
+def _update_hook() -> None:
+    """Install :func:`_dispatch` while anything asks for native kernels, else restore brainevent's function.
+
+    Call with ``_LOCK`` held; raises ``NativeKernelsError`` (changing nothing) where they cannot be used.
+    """
+    wanted = _STATE["process"] or _STATE["blocks"] > 0
+    if wanted == _STATE["installed"]:
+        return
+    ffi = _ffi_module()
+    if wanted:
+        reason = _unsupported_reason()
+        if reason is not None:
+            raise NativeKernelsError(f"use_native_kernels: {reason}.")
+        _STATE["brainevent"] = ffi._register_numba_cpu_ffi_target
+        ffi._register_numba_cpu_ffi_target = _dispatch
+    else:
+        ffi._register_numba_cpu_ffi_target = _STATE["brainevent"]
+    _STATE["installed"] = wanted
+
+
 def native_kernels_enabled() -> bool:
-    """Whether brainevent's numba kernels are currently registered through native handlers.
+    """Whether programs traced now, in this thread, get native kernel handlers.
+
+    That is the innermost :func:`native_kernels` block of this thread, if any, else the
+    process-wide :func:`use_native_kernels` setting (``False`` on brainpy 2.5, where the
+    switch does nothing).
 
     Examples
     --------
@@ -309,7 +369,10 @@ def native_kernels_enabled() -> bool:
     >>> bhp.native_kernels_enabled()
     False
     """
-    return _STATE["original"] is not None
+    if event_kernel_library() != "brainevent":
+        return False
+    stack = _stack()
+    return stack[-1] if stack else bool(_STATE["process"])
 
 
 def use_native_kernels(enable: bool = True) -> None:
@@ -322,10 +385,12 @@ def use_native_kernels(enable: bool = True) -> None:
     microseconds. Kernels that cannot be compiled this way keep brainevent's
     path (see :func:`native_kernel_report`).
 
-    The switch affects programs traced (``bm.jit``, ``bm.for_loop``, ...)
-    after it; programs already compiled keep their handlers. It changes
-    nothing in brainpy itself. On brainpy 2.5 the brainpylib kernels are
-    native already, and the call does nothing.
+    This is the process-wide setting: every thread follows it, except inside a
+    :func:`native_kernels` block, which decides for its own thread until it exits
+    (the module docstring states the rule). The switch affects programs traced
+    (``bm.jit``, ``bm.for_loop``, ...) after it; programs already compiled keep
+    their handlers. It changes nothing in brainpy itself. On brainpy 2.5 the
+    brainpylib kernels are native already, and the call does nothing.
 
     Parameters
     ----------
@@ -353,23 +418,32 @@ def use_native_kernels(enable: bool = True) -> None:
     if event_kernel_library() != "brainevent":
         return
     with _LOCK:
-        if enable == native_kernels_enabled():
-            return
-        ffi = _ffi_module()
-        if enable:
-            reason = _unsupported_reason()
-            if reason is not None:
-                raise NativeKernelsError(f"use_native_kernels: {reason}.")
-            _STATE["original"] = ffi._register_numba_cpu_ffi_target
-            ffi._register_numba_cpu_ffi_target = _register_native
-        else:
-            ffi._register_numba_cpu_ffi_target = _STATE["original"]
-            _STATE["original"] = None
+        before = _STATE["process"]
+        _STATE["process"] = enable
+        try:
+            _update_hook()
+        except NativeKernelsError:
+            _STATE["process"] = before
+            raise
 
 
 @contextlib.contextmanager
 def native_kernels(enable: bool = True) -> Iterator[None]:
-    """Context manager form of :func:`use_native_kernels`; restores the previous setting on exit.
+    """Native kernel handlers on (or off) for the programs this thread traces inside the block.
+
+    The block's setting holds for the thread that entered it, whatever other threads do
+    (their blocks, entered and left in any order, or :func:`use_native_kernels`); on exit
+    the thread gets back what it had before. Blocks nest.
+
+    Parameters
+    ----------
+    enable
+        ``True``: native handlers inside the block; ``False``: brainevent's Python bridge.
+
+    Raises
+    ------
+    NativeKernelsError
+        As :func:`use_native_kernels`, when entering a block that enables them.
 
     Examples
     --------
@@ -379,12 +453,27 @@ def native_kernels(enable: bool = True) -> Iterator[None]:
     >>> bhp.native_kernels_enabled()
     False
     """
-    before = native_kernels_enabled()
-    use_native_kernels(enable)
+    if not isinstance(enable, bool):
+        raise TypeError(f"native_kernels: `enable` must be True or False, got {enable!r}.")
+    if event_kernel_library() != "brainevent":
+        yield
+        return
+    stack = _stack()  # this thread's, even if the block is left from another thread
+    with _LOCK:
+        _STATE["blocks"] += enable
+        try:
+            _update_hook()
+        except NativeKernelsError:
+            _STATE["blocks"] -= enable
+            raise
+        stack.append(enable)
     try:
         yield
     finally:
-        use_native_kernels(before)
+        with _LOCK:
+            stack.pop()
+            _STATE["blocks"] -= enable
+            _update_hook()
 
 
 def native_kernel_report() -> list[KernelRecord]:

@@ -8,6 +8,7 @@ import itertools
 import re
 import subprocess
 import sys
+import threading
 
 import brainpy as bp
 import brainpy.math as bm
@@ -25,16 +26,24 @@ brainevent_only = pytest.mark.skipif(event_kernel_library() != "brainevent",
 
 
 @pytest.fixture(autouse=True)
-def _native_off():
-    """Every test starts and ends with brainevent's own path."""
+def _native_off(monkeypatch):
+    """Every test starts and ends with brainevent's own path, and with an empty kernel registry.
+
+    The registry (``_native._TARGETS``, what ``native_kernel_report`` lists) caches one handler
+    per kernel: without a fresh one, what a test sees would depend on the tests before it.
+    """
     bhp.use_native_kernels(False)
+    monkeypatch.setattr(_native, "_TARGETS", {})
     yield
     bhp.use_native_kernels(False)
 
 
 def _targets(fn, *args):
+    """The custom-call targets of ``fn``'s program; fails if there is none (a check on them would be vacuous)."""
     text = jax.jit(fn).lower(*args).as_text()
-    return set(re.findall(r"custom_call @(\w+)", text)) | set(re.findall(r'call_target_name = "(\w+)"', text))
+    found = set(re.findall(r"custom_call @(\w+)", text)) | set(re.findall(r'call_target_name = "(\w+)"', text))
+    assert found, "no kernel call found in the program: the test would check nothing"
+    return found
 
 
 # ----------------------------------------------------------------- every kernel family
@@ -86,8 +95,13 @@ OPERATIONS = ["binary_mv", "binary_mv_transposed", "float_mv", "float_mv_transpo
               "binary_mm_transposed", "float_mm"]
 
 
+# the quick run (``-m "not slow"``) keeps one CSR and one JIT family
+QUICK = {("csr_float", "binary_mv"), ("jit_normal", "binary_mv_transposed")}
+
+
 @brainevent_only
-@pytest.mark.parametrize("family, operation", list(itertools.product(FAMILIES, OPERATIONS)))
+@pytest.mark.parametrize("family, operation", [pytest.param(f, o, marks=() if (f, o) in QUICK else pytest.mark.slow)
+                                               for f, o in itertools.product(FAMILIES, OPERATIONS)])
 def test_every_kernel_family_gives_the_python_bridges_result(family, operation):
     # a fresh matrix per trace: brainevent's CSR caches trace-time workspaces on the object
     make, op = _matrices()[family], _operations()[operation]
@@ -111,6 +125,7 @@ def test_programs_traced_outside_the_switch_use_brainevents_bridge():
     assert all(t.startswith("brainevent_") for t in _targets(lambda x: comm(x), spikes))
 
 
+@pytest.mark.slow
 @brainevent_only
 def test_vmap_over_spike_vectors():
     comm = bp.dnn.EventJitFPNormalLinear(40, 30, prob=0.2, w_mu=0.5, w_sigma=0.1, seed=3)
@@ -123,6 +138,7 @@ def test_vmap_over_spike_vectors():
     np.testing.assert_array_equal(native, reference)
 
 
+@pytest.mark.slow
 @brainevent_only
 def test_concurrent_calls_from_many_threads():
     """The handler holds no lock and no GIL: concurrent executions must not interfere."""
@@ -156,6 +172,7 @@ def test_independent_kernels_in_one_program():
 # ----------------------------------------------------------------- whole models
 
 
+@pytest.mark.slow
 @brainevent_only
 def test_seed_network_raster_is_identical_to_upstream():
     """Upstream bp.dyn through brainevent's bridge, against the plugin with native handlers."""
@@ -172,6 +189,7 @@ def test_seed_network_raster_is_identical_to_upstream():
     np.testing.assert_array_equal(v_native, v_up)
 
 
+@pytest.mark.slow
 @brainevent_only
 def test_microcircuit_raster_is_identical():
     from brainpy_halfproj.models import microcircuit, simulate
@@ -183,10 +201,19 @@ def test_microcircuit_raster_is_identical():
     assert sum(int(s.sum()) for s in reference.values()) > 0
     for pop in reference:
         np.testing.assert_array_equal(native[pop], reference[pop], err_msg=pop)
-    assert all(r.native for r in bhp.native_kernel_report())
+    report = bhp.native_kernel_report()
+    assert report and all(r.native for r in report)
 
 
 # ----------------------------------------------------------------- the switch
+
+
+def _native_target(comm, spikes):
+    """Whether this thread traces ``comm`` through a native handler (else brainevent's bridge)."""
+    targets = _targets(lambda x: comm(x), spikes)
+    assert all(t.startswith("brainpy_halfproj_native_") for t in targets) or \
+        all(t.startswith("brainevent_") for t in targets), targets
+    return next(iter(targets)).startswith("brainpy_halfproj_native_")
 
 
 @brainevent_only
@@ -194,19 +221,89 @@ def test_switch_and_context_manager_restore_brainevent():
     from brainevent._op import numba_ffi
 
     original = numba_ffi._register_numba_cpu_ffi_target
+    comm = bp.dnn.EventJitFPHomoLinear(20, 30, prob=0.1, weight=0.6)
+    spikes = bm.zeros(20, dtype=bool).value
     assert not bhp.native_kernels_enabled()
     with bhp.native_kernels():
-        assert bhp.native_kernels_enabled()
-        assert numba_ffi._register_numba_cpu_ffi_target is _native._register_native
+        assert bhp.native_kernels_enabled() and _native_target(comm, spikes)
+        assert numba_ffi._register_numba_cpu_ffi_target is _native._dispatch
         with bhp.native_kernels(False):
-            assert numba_ffi._register_numba_cpu_ffi_target is original
+            assert not bhp.native_kernels_enabled() and not _native_target(comm, spikes)
         assert bhp.native_kernels_enabled()
     assert not bhp.native_kernels_enabled()
     assert numba_ffi._register_numba_cpu_ffi_target is original
     bhp.use_native_kernels()
     bhp.use_native_kernels()  # twice is the same as once
+    with bhp.native_kernels(False):  # a block decides for its thread
+        assert not bhp.native_kernels_enabled() and not _native_target(comm, spikes)
+    assert bhp.native_kernels_enabled() and _native_target(comm, spikes)
     bhp.use_native_kernels(False)
     assert numba_ffi._register_numba_cpu_ffi_target is original
+    with pytest.raises(TypeError, match=r"native_kernels: `enable` must be True or False, got 1"):
+        with bhp.native_kernels(1):
+            pass
+
+
+@brainevent_only
+def test_overlapping_blocks_in_two_threads_each_keep_their_own_setting():
+    """A enters, B enters, A exits, B exits: each thread's block holds until it exits, none leaks."""
+    from brainevent._op import numba_ffi
+
+    original = numba_ffi._register_numba_cpu_ffi_target
+    comm = bp.dnn.EventJitFPHomoLinear(20, 30, prob=0.1, weight=0.6)
+    spikes = bm.zeros(20, dtype=bool).value
+    a_in, b_in, a_out, b_checked = (threading.Event() for _ in range(4))
+    seen = {}
+
+    def thread_a():
+        with bhp.native_kernels():
+            a_in.set()
+            b_in.wait(30)
+            seen["a inside"] = _native_target(comm, spikes)
+        seen["a after"] = (bhp.native_kernels_enabled(), _native_target(comm, spikes))
+        a_out.set()
+        b_checked.wait(30)
+
+    def thread_b():
+        a_in.wait(30)
+        with bhp.native_kernels(True):
+            b_in.set()
+            a_out.wait(30)  # A has left its block: B's must still hold
+            seen["b after a left"] = (bhp.native_kernels_enabled(), _native_target(comm, spikes))
+            b_checked.set()
+        seen["b after"] = bhp.native_kernels_enabled()
+
+    threads = [threading.Thread(target=thread_a), threading.Thread(target=thread_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert seen == {"a inside": True, "a after": (False, False), "b after a left": (True, True), "b after": False}
+    assert not bhp.native_kernels_enabled() and not _native_target(comm, spikes)
+    assert numba_ffi._register_numba_cpu_ffi_target is original
+
+
+@brainevent_only
+def test_a_block_in_another_thread_does_not_change_this_ones_setting():
+    comm = bp.dnn.EventJitFPHomoLinear(20, 30, prob=0.1, weight=0.6)
+    spikes = bm.zeros(20, dtype=bool).value
+    inside, done = threading.Event(), threading.Event()
+
+    def off_for_a_while():
+        with bhp.native_kernels(False):
+            inside.set()
+            done.wait(30)
+
+    bhp.use_native_kernels()
+    worker = threading.Thread(target=off_for_a_while)
+    worker.start()
+    inside.wait(30)
+    try:
+        assert bhp.native_kernels_enabled() and _native_target(comm, spikes)
+    finally:
+        done.set()
+        worker.join(60)
+    assert bhp.native_kernels_enabled()
 
 
 @brainevent_only
@@ -292,11 +389,12 @@ def test_on_the_brainpylib_line_the_switch_does_nothing():
     assert bhp.native_kernel_report() == []
 
 
+@pytest.mark.slow
+@brainevent_only
 def test_importing_the_plugin_leaves_brainevent_alone():
-    code = ("import brainpy_halfproj, sys\n"
-            "try:\n"
-            "    from brainevent._op import numba_ffi\n"
-            "except ImportError:\n"
-            "    sys.exit(0)\n"
-            "assert numba_ffi._register_numba_cpu_ffi_target.__module__ == 'brainevent._op.numba_ffi'\n")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    code = ("import brainpy_halfproj\n"
+            "from brainevent._op import numba_ffi\n"
+            "assert numba_ffi._register_numba_cpu_ffi_target.__module__ == 'brainevent._op.numba_ffi'\n"
+            "print('checked')\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip().endswith("checked")
