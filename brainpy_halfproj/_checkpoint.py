@@ -17,11 +17,11 @@ merge group by what it is, and loading matches groups by that, never by the coun
 
 The checkpoint model
 --------------------
-One model, whatever the front that built the network (``bp.dyn`` here; a
-``brainpy.state`` front plugs in the same way): a front describes a model as a
-:class:`ModelState`,
+One model, whatever the front that built the network: a front describes a model of its
+API as a :class:`ModelState` (:data:`FRONTS` lists them, tried in order; ``bp.dyn``'s is
+:func:`dyn_model_state`, a ``brainpy.state`` front appends its own),
 
-* ``variables``: every state variable, keyed by its path;
+* ``variables``: every state variable, keyed by its path, and how to assign one;
 * ``groups``: one :class:`GroupRecord` per registry node whose storage name follows
   construction order: the post group's path, the merge key's full text (``str(key)``, every
   argument, object identities left out), the member projections' paths, and the group's
@@ -90,8 +90,8 @@ import numpy as np
 from . import _paths
 from ._compat import assign
 
-__all__ = ["CheckpointError", "FORMAT_VERSION", "GroupRecord", "ModelState", "state_dict", "load_state_dict",
-           "save_checkpoint", "load_checkpoint"]
+__all__ = ["CheckpointError", "FORMAT_VERSION", "GroupRecord", "ModelState", "FRONTS", "model_state", "state_dict",
+           "load_state_dict", "save_checkpoint", "load_checkpoint"]
 
 #: Version of the file format that :func:`save_checkpoint` writes (see the module docstring).
 FORMAT_VERSION = 3
@@ -164,16 +164,19 @@ class GroupRecord:
 class ModelState:
     """A model as checkpoints see it: its variables by path and its registry nodes.
 
-    A front (``bp.dyn``: :func:`dyn_model_state`) builds it; everything else (the file
-    format, matching the groups, the checks) works on it alone.
+    A front (``bp.dyn``: :func:`dyn_model_state`; one per API, listed in :data:`FRONTS`)
+    builds it; everything else (the file format, matching the groups, the checks) works on
+    it alone.
     """
 
     variables: dict[str, Any]
-    """Path -> state variable (anything with a ``value`` that ``_compat.assign`` can set)."""
+    """Path -> state variable (anything with a ``value``)."""
     groups: list[GroupRecord]
     """The registry nodes whose storage names may follow construction order."""
     name: str = "the model"
     """How messages name the model."""
+    assign: Callable[[Any, Any], None] = assign
+    """How to write a value into one of ``variables``."""
 
 
 # ----------------------------------------------------------------------------- the bp.dyn front
@@ -189,8 +192,10 @@ def _key_text(group: Any) -> str:
     return _ID.sub("", str(group.key))
 
 
-def dyn_model_state(model: bp.DynamicalSystem) -> ModelState:
+def dyn_model_state(model: Any) -> ModelState | None:
     """Describe a ``bp.dyn`` model: its variables (``_paths.variables``) and its merge groups and fused calls.
+
+    ``None`` for anything that is not a brainpy ``DynamicalSystem`` (another front's model).
 
     Examples
     --------
@@ -203,6 +208,8 @@ def dyn_model_state(model: bp.DynamicalSystem) -> ModelState:
     from ._fused import fused_call_of
     from ._registry import groups_of
 
+    if not isinstance(model, bp.DynamicalSystem):
+        return None
     variables = _paths.variables(model)
     var_paths = {id(v): p for p, v in variables.items()}
     nodes = _paths.node_paths(model)
@@ -231,6 +238,26 @@ def dyn_model_state(model: bp.DynamicalSystem) -> ModelState:
                     groups.append(GroupRecord(post, "spike buffer of a fused call", members_of([ref()]),
                                               (("buffer", var_paths[id(buffer)]),), f"halfproj_fused.buffers-{i}"))
     return ModelState(variables, groups, f"{type(model).__name__} {getattr(model, 'name', '')!r}")
+
+
+#: The fronts, tried in order: each returns the :class:`ModelState` of a model of its API, or
+#: ``None`` for a model it does not know.
+FRONTS: list[Callable[[Any], ModelState | None]] = [dyn_model_state]
+
+
+def model_state(model: Any) -> ModelState:
+    """The :class:`ModelState` of ``model``, from the first front that knows it.
+
+    Raises
+    ------
+    TypeError
+        If no front knows ``model``.
+    """
+    for front in FRONTS:
+        state = front(model)
+        if state is not None:
+            return state
+    raise TypeError(f"`model` must be a brainpy DynamicalSystem, but got a {type(model).__name__}.")
 
 
 # ----------------------------------------------------------------------------- state dicts
@@ -263,7 +290,7 @@ def state_dict(model: bp.DynamicalSystem) -> dict[str, np.ndarray]:
     >>> int(bhp.state_dict(net)['__format__'])
     3
     """
-    return _values(dyn_model_state(model))
+    return _values(model_state(model))
 
 
 def load_state_dict(model: bp.DynamicalSystem, state: Mapping[str, Any], *, trust_order: bool = False) -> None:
@@ -298,7 +325,7 @@ def load_state_dict(model: bp.DynamicalSystem, state: Mapping[str, Any], *, trus
     True
     """
     _check_bool("load_state_dict", "trust_order", trust_order)
-    _restore(dyn_model_state(model), state, source="the state", trust_order=trust_order)
+    _restore(model_state(model), state, source="the state", trust_order=trust_order)
 
 
 def _check_bool(who: str, name: str, value: Any) -> None:
@@ -306,8 +333,7 @@ def _check_bool(who: str, name: str, value: Any) -> None:
         raise TypeError(f"{who}: `{name}` must be True or False, got {value!r}.")
 
 
-def _restore(model: ModelState, state: Mapping[str, Any], source: str, trust_order: bool,
-             assign_value: Callable[[Any, Any], None] = assign) -> None:
+def _restore(model: ModelState, state: Mapping[str, Any], source: str, trust_order: bool) -> None:
     """Check that ``state`` fits ``model`` entirely, then write it (the core of every load)."""
     version, records = _format_of(state, source)
     arrays = {k: v for k, v in state.items() if k not in _META}
@@ -333,7 +359,7 @@ def _restore(model: ModelState, state: Mapping[str, Any], source: str, trust_ord
     for path, var in model.variables.items():
         _check_entry(path, translated[path], np.asarray(var.value), source)
     for path, var in model.variables.items():
-        assign_value(var, jnp.asarray(translated[path]))
+        model.assign(var, jnp.asarray(translated[path]))
 
 
 def _format_of(state: Mapping[str, Any], source: str) -> tuple[int, list[GroupRecord] | None]:
@@ -648,7 +674,7 @@ def load_checkpoint(model: bp.DynamicalSystem, path: str | os.PathLike, *, trust
     _check_bool("load_checkpoint", "trust_order", trust_order)
     shown = os.fspath(path)
     entries = _read(shown)
-    state = dyn_model_state(model)
+    state = model_state(model)
     if _FORMAT_KEY not in entries:
         # format 1 had no marker; an archive that shares no key with the model is something else
         known = {_paths.public_path(k) for k in entries} & set(state.variables)
