@@ -9,6 +9,8 @@ import pytest
 
 from brainpy_halfproj._compat import event_kernel_library
 
+pytestmark = pytest.mark.slow  # each runs a benchmark script in a subprocess
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, 'benchmarks')
 NUMERIC = ('build_s', 'compile_s', 'first_call_s', 'run_s', 's_per_bio_s', 'peak_rss_mb',

@@ -17,7 +17,7 @@ import pytest
 import brainpy_halfproj as bhp
 from brainpy_halfproj import _paths
 
-from ._nets import LIF, build_net, run
+from ._nets import LIF, build_net
 
 # ----------------------------------------------------------------------------- a network in either order
 
@@ -38,22 +38,21 @@ class OrderedNet(bp.DynSysGroup):
         self.N = bhp.dyn.LifRef(n, **LIF, V_initializer=bp.init.Normal(-55., 2.))
         if cls_name.startswith("Half"):
             self.delay = bp.VarDelay(self.N.spike, entries={"I": None})
-            make_e = lambda: cls(jit(ne, n, prob=0.2, weight=0.6, seed=1), bp.dyn.Expon.desc(n, tau=5.),  # noqa: E731
-                                 bp.dyn.COBA.desc(E=0.), self.N, **extra)
-            make_i = lambda: cls(jit(n - ne, n, prob=0.2, weight=6.7, seed=2), bp.dyn.Expon.desc(n, tau=tau_i),  # noqa: E731
-                                 bp.dyn.COBA.desc(E=-80.), self.N, **extra)
+            sources = {"E": (), "I": ()}
+            sizes = {"E": ne, "I": n - ne}
         else:  # the full classes read their spikes from a delay on `pre`
             self.P = bhp.dyn.LifRef(n - ne, **LIF, V_initializer=bp.init.Normal(-55., 2.))
-            make_e = lambda: cls(self.N, 0.1, jit(n, n, prob=0.2, weight=0.6, seed=1),  # noqa: E731
-                                 bp.dyn.Expon.desc(n, tau=5.), bp.dyn.COBA.desc(E=0.), self.N, **extra)
-            make_i = lambda: cls(self.P, 0.1, jit(n - ne, n, prob=0.2, weight=6.7, seed=2),  # noqa: E731
-                                 bp.dyn.Expon.desc(n, tau=tau_i), bp.dyn.COBA.desc(E=-80.), self.N, **extra)
-        if i_first:
-            self.I = make_i()
-            self.E = make_e()
-        else:
-            self.E = make_e()
-            self.I = make_i()
+            sources = {"E": (self.N, 0.1), "I": (self.P, 0.1)}
+            sizes = {"E": n, "I": n - ne}
+        params = {"E": (0.6, 1, 5., 0.), "I": (6.7, 2, tau_i, -80.)}
+
+        def make(kind):
+            weight, seed, tau, reversal = params[kind]
+            return cls(*sources[kind], jit(sizes[kind], n, prob=0.2, weight=weight, seed=seed),
+                       bp.dyn.Expon.desc(n, tau=tau), bp.dyn.COBA.desc(E=reversal), self.N, **extra)
+
+        for kind in ("I", "E") if i_first else ("E", "I"):
+            setattr(self, kind, make(kind))
 
     def update(self, inp):
         if hasattr(self, "delay"):
@@ -203,18 +202,13 @@ class TwoKinds(bp.DynSysGroup):
         super().__init__()
         bm.random.seed(4)
         self.N = bhp.dyn.LifRef(50, **LIF, V_initializer=bp.init.Normal(-55., 2.))
-        make_a = lambda: bhp.HalfProjAlignPostMg(  # noqa: E731
-            bp.dnn.EventJitFPHomoLinear(50, 50, prob=0.3, weight=0.6, seed=1), bp.dyn.Expon.desc(50, tau=5.),
-            bp.dyn.COBA.desc(E=0.), self.N)
-        make_b = lambda: bhp.HalfProjAlignPostMg(  # noqa: E731
-            bp.dnn.EventJitFPHomoLinear(50, 50, prob=0.3, weight=0.2, seed=2), bp.dyn.DualExponV2.desc(50, tau_decay=8.),
-            bp.dyn.CUBA.desc(), self.N)
-        if cuba_first:
-            self.B = make_b()
-            self.A = make_a()
-        else:
-            self.A = make_a()
-            self.B = make_b()
+        jit = bp.dnn.EventJitFPHomoLinear
+        descriptors = {"A": (0.6, 1, bp.dyn.Expon.desc(50, tau=5.), bp.dyn.COBA.desc(E=0.)),
+                       "B": (0.2, 2, bp.dyn.DualExponV2.desc(50, tau_decay=8.), bp.dyn.CUBA.desc())}
+        for kind in ("B", "A") if cuba_first else ("A", "B"):
+            weight, seed, syn, out = descriptors[kind]
+            setattr(self, kind, bhp.HalfProjAlignPostMg(jit(50, 50, prob=0.3, weight=weight, seed=seed), syn, out,
+                                                        self.N))
 
     def update(self, inp):
         spk = self.N.spike.value

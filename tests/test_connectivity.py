@@ -21,6 +21,7 @@ LAYERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(LAYERS))
 def test_read_out_matrix_gives_the_layers_current(kind):
     comm = LAYERS[kind]()
@@ -37,6 +38,7 @@ def test_read_out_matrix_gives_the_layers_current(kind):
         np.testing.assert_array_equal(dense[i], one)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(event_kernel_library() != "brainevent", reason="brainevent's tocsr (brainpy >= 2.6)")
 @pytest.mark.parametrize("kind", ["jit_homo", "jit_homo_outdim_parallel", "jit_normal", "jit_uniform"])
 def test_read_out_equals_brainevents_own_csr(kind):

@@ -9,6 +9,7 @@ from brainpy_halfproj import _demo
 from brainpy_halfproj._compat import event_kernel_library
 
 
+@pytest.mark.slow
 def test_demo_runs_and_reports(tmp_path):
     png = tmp_path / "raster.png"
     out = subprocess.run([sys.executable, "-m", "brainpy_halfproj", "--duration", "20", "--size", "400",
@@ -22,6 +23,7 @@ def test_demo_runs_and_reports(tmp_path):
     assert f"event kernels: {expected}; projections: one kernel call each" in out.stdout
 
 
+@pytest.mark.slow
 def test_demo_options_for_the_kernel_path_and_fused_groups(tmp_path):
     out = subprocess.run([sys.executable, "-m", "brainpy_halfproj", "--duration", "5", "--size", "200",
                           "--output", str(tmp_path / "r.png"), "--no-progress", "--fused", "--no-native"],
@@ -51,6 +53,7 @@ def test_demo_rejects_bad_options_before_touching_the_process(args, message, cap
     assert os.sched_getaffinity(0) == before
 
 
+@pytest.mark.slow
 def test_demo_pins_one_core_only_on_the_brainpylib_line(tmp_path, start_affinity):
     if start_affinity is None:
         pytest.skip("this platform has no CPU affinity API")

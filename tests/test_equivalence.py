@@ -13,6 +13,7 @@ def _state(net):
     return {k: np.asarray(v) for k, v in bhp.state_dict(net).items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit", [True, False], ids=["jit", "nojit"])
 @pytest.mark.parametrize("cls_name", CLASSES)
 def test_same_raster_and_state_as_upstream(cls_name, jit):

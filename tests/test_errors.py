@@ -114,6 +114,7 @@ def test_comm_input_size_must_match_pre(cls_name):
         make(cls_name, comm=bp.dnn.EventJitFPHomoLinear(30, N, prob=0.1, weight=0.6))
 
 
+@pytest.mark.slow
 def test_csr_comm_sizes_are_checked_too():
     conn = bp.conn.FixedProb(0.1, seed=1)(20, 50)
     with pytest.raises(ValueError, match=r"the size of `comm` is \(50,\), but `post` has size \(40,\)"):

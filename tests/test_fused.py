@@ -56,6 +56,7 @@ def _run(net, n_steps):
     return [np.asarray(x) for x in bm.for_loop(lambda i: net.step_run(i, 20.), np.arange(n_steps))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("after_post", [False, True], ids=["handed-before-post", "handed-after-post"])
 def test_fused_gives_the_unfused_synaptic_input(after_post):
     def simulate(fused):
@@ -91,6 +92,7 @@ def test_timing_contract_in_one_step():
         np.testing.assert_allclose(g, expected, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_one_kernel_call_per_post_group():
     bm.random.seed(0)
     unfused, fused = Net(False), Net(True)

@@ -84,6 +84,7 @@ def test_notebook_is_stored_without_outputs(path):
                 f"(jupyter nbconvert --clear-output --inplace {path.name})")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, kernel_name):
     nb = nbformat.read(path, as_version=4)

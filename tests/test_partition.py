@@ -56,6 +56,7 @@ def einet(tmp_path_factory):
     return _worker(tmp_path_factory.mktemp("einet"), "einet")
 
 
+@pytest.mark.slow
 @brainevent_only
 def test_seed_network_same_raster_and_state_on_1_2_4_devices(einet):
     arrays, facts = einet
@@ -70,6 +71,7 @@ def test_seed_network_same_raster_and_state_on_1_2_4_devices(einet):
             np.testing.assert_array_equal(other[key], one[key], err_msg=key)
 
 
+@pytest.mark.slow
 @brainevent_only
 def test_seed_network_same_raster_as_unpartitioned(einet):
     # Homogeneous weights: a post neuron's input is a sum of equal terms, the same in any
@@ -78,6 +80,7 @@ def test_seed_network_same_raster_as_unpartitioned(einet):
     np.testing.assert_array_equal(arrays["raster_1"], arrays["unpartitioned"])
 
 
+@pytest.mark.slow
 @brainevent_only
 def test_one_all_gather_per_step_and_nothing_else(einet):
     _, facts = einet
@@ -86,6 +89,7 @@ def test_one_all_gather_per_step_and_nothing_else(einet):
         assert facts[f"collectives_{n}"] == dict(NONE, **{"all-gather": 1})
 
 
+@pytest.mark.slow
 @brainevent_only
 def test_neuron_state_is_split_and_stays_split_across_calls(einet):
     _, facts = einet
@@ -97,6 +101,7 @@ def test_neuron_state_is_split_and_stays_split_across_calls(einet):
         assert facts[f"shards_{n}"] == [n, 400 // n]
 
 
+@pytest.mark.slow
 @brainevent_only
 def test_each_device_holds_its_block_of_the_synapses(einet):
     _, facts = einet
@@ -109,6 +114,7 @@ def test_each_device_holds_its_block_of_the_synapses(einet):
             assert total / n <= slots <= 1.25 * total / n
 
 
+@pytest.mark.slow
 @brainevent_only
 def test_reset_state_unplaces_and_partition_places_again(einet):
     _, facts = einet
@@ -119,6 +125,7 @@ def test_reset_state_unplaces_and_partition_places_again(einet):
     assert facts["runs_after_repartition"] == 50
 
 
+@pytest.mark.slow
 @brainevent_only
 def test_sizes_that_do_not_split_evenly_are_refused(einet):
     _, facts = einet
@@ -128,6 +135,7 @@ def test_sizes_that_do_not_split_evenly_are_refused(einet):
         "indivisible_error"]
 
 
+@pytest.mark.slow
 @brainevent_only
 def test_fused_groups_make_one_call_per_device_and_give_the_same_raster(einet):
     arrays, facts = einet
@@ -145,6 +153,7 @@ def test_fused_groups_make_one_call_per_device_and_give_the_same_raster(einet):
     np.testing.assert_array_equal(arrays["fused_raster_1"], arrays["fused_unpartitioned"])
 
 
+@pytest.mark.slow
 @brainevent_only
 @pytest.mark.parametrize("cls", ["HalfProjAlignPostMg", "HalfProjAlignPost", "FullProjAlignPostMg",
                                  "FullProjAlignPost"])
@@ -172,6 +181,7 @@ def classes(tmp_path_factory):
 # ----------------------------------------------------------------------------- the microcircuit
 
 
+@pytest.mark.slow
 @brainevent_only
 def test_microcircuit_same_raster_and_state_on_1_2_4_devices(tmp_path):
     arrays, facts = _worker(tmp_path, "microcircuit")
@@ -208,6 +218,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @brainevent_only
 def test_two_processes_through_jax_distributed_match_one_device(tmp_path):
     port = str(_free_port())
@@ -247,6 +258,7 @@ def test_two_processes_through_jax_distributed_match_one_device(tmp_path):
 # ----------------------------------------------------------------------------- the example
 
 
+@pytest.mark.slow
 def test_example_script_shows_identical_spikes_or_the_lines_error(tmp_path):
     figure = tmp_path / "figure.png"
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "partitioned_microcircuit.py"),
