@@ -67,9 +67,9 @@ def variables(model: bp.DynamicalSystem, *, every_state: bool = False) -> dict[s
     >>> import brainpy_halfproj as bhp
     >>> from brainpy_halfproj._paths import variables
     >>> net = bhp.EINet(100)
-    >>> sorted(variables(net))
+    >>> sorted(variables(net))  # the delay's target is N.spike, listed once
     ['N.V', 'N.before_updates.halfproj_Expon_COBA_0.syn.g', 'N.before_updates.halfproj_Expon_COBA_1.syn.g',
-     'N.spike', 'N.t_last_spike', 'delay.target']
+     'N.spike', 'N.t_last_spike']
     >>> variables(net)['N.V'] is net.N.V
     True
     """
