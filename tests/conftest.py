@@ -42,11 +42,14 @@ def post():
 
 @pytest.fixture(autouse=True)
 def _fresh_environment():
-    """Every test starts from brainpy's default mode and dt."""
+    """Every test starts from brainpy's default mode and dt, and leaves native kernels off."""
+    from brainpy_halfproj import use_native_kernels
+
     bm.set_mode(bm.NonBatchingMode())
     yield
     bm.set_mode(bm.NonBatchingMode())
     bm.set_dt(0.1)
+    use_native_kernels(False)  # the process-wide switch: a test that sets it must not change the next one
 
 
 @pytest.fixture
