@@ -187,9 +187,8 @@ _ID = re.compile(r" id=0x[0-9a-f]+")
 
 def _key_text(group: Any) -> str:
     """The merge key's full text, without object addresses (they differ between processes)."""
-    if group.key is None:
-        return f"private group ({group.unmerged_reason})"
-    return _ID.sub("", str(group.key))
+    text = f"private group ({group.unmerged_reason})" if group.key is None else str(group.key)
+    return _ID.sub("", text)
 
 
 def dyn_model_state(model: Any) -> ModelState | None:
