@@ -13,6 +13,8 @@ import brainpy as bp
 import brainpy.math as bm
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import brainpy_halfproj as bhp
 from brainpy_halfproj import _paths
@@ -136,8 +138,8 @@ class Hidden(bp.DynSysGroup):
     def __init__(self):
         super().__init__()
         self.N = bhp.dyn.LifRef(10)
-        self.hidden = [bhp.HalfProjAlignPostMg(bp.dnn.Linear(4, 10), bp.dyn.Expon.desc(10, tau=bm.TrainVar(bm.ones(1))),
-                                               bp.dyn.CUBA.desc(), self.N) for _ in range(2)]
+        self.hidden = [bhp.HalfProjAlignPostMg(bp.dnn.OneToOne(10, 1.), bp.dyn.Expon.desc(10, tau=bm.TrainVar(
+            bm.ones(1))), bp.dyn.CUBA.desc(), self.N) for _ in range(2)]
 
 
 def test_groups_that_cannot_be_told_apart_are_refused(tmp_path):
@@ -165,6 +167,34 @@ def test_the_file_records_each_group_by_post_key_and_members(tmp_path):
         ("N", "spike buffer of a fused call", ("I",)): {"buffer": "N.before_updates.halfproj_fused.buffers-1"},
     }
     assert all(path in files for r in records for path in r["entries"].values())
+
+
+class Many(bp.DynSysGroup):
+    """Merge groups on one post built in a given order; each projection's attribute is ``p<k>``."""
+
+    TAUS = (2., 3., 5., 8.)
+
+    def __init__(self, order):
+        super().__init__()
+        self.N = bhp.dyn.LifRef(6)
+        for k in order:
+            syn = (bp.dyn.Expon.desc(6, tau=self.TAUS[k]) if k % 2 else
+                   bp.dyn.DualExponV2.desc(6, tau_decay=self.TAUS[k], tau_rise=1.))
+            setattr(self, f"p{k}", bhp.HalfProjAlignPostMg(bp.dnn.OneToOne(6, 1.), syn, bp.dyn.CUBA.desc(), self.N))
+
+
+@settings(max_examples=25)
+@given(saved=st.permutations(range(4)), loaded=st.permutations(range(4)))
+def test_every_group_gets_its_own_state_back_whatever_the_construction_orders(saved, loaded):
+    source = Many(saved)
+    for k in range(4):  # a value per group and variable that says whose it is
+        for i, var in enumerate(getattr(source, f"p{k}").syn.vars().unique().values()):
+            var.value = bm.full(var.shape, 10. * k + i)
+    target = Many(loaded)
+    bhp.load_state_dict(target, bhp.state_dict(source))
+    for k in range(4):
+        got = [np.asarray(v.value) for v in getattr(target, f"p{k}").syn.vars().unique().values()]
+        assert [float(g.mean()) for g in got] == [10. * k + i for i in range(len(got))]
 
 
 # ----------------------------------------------------------------------------- files of format 1 and 2
