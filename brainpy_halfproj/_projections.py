@@ -15,17 +15,11 @@ import brainpy.math as bm
 
 from . import _checks, _fused
 from ._compat import register_delay_by_return
+from ._connectivity import read_connectivity
 from ._merge_key import UnkeyableError, merge_key
 from ._registry import MergeGroup, join
 
 __all__ = ["HalfProjAlignPostMg", "FullProjAlignPostMg", "HalfProjAlignPost", "FullProjAlignPost"]
-
-_NOTES_MERGED = """
-    The input is added to the shared synapse *before* the post group's step (the
-    post group then integrates the synapse, so a spike's contribution decays once
-    before the neuron sees it). The unmerged variants add the input after the
-    decay. This is upstream's order, kept for bit-identical results."""
-
 
 class _AlignPostProjection(bp.Projection):
     """Shared validation and wiring of the align-post family (not public)."""
@@ -59,8 +53,32 @@ class _AlignPostProjection(bp.Projection):
         delay_cls.register_entry(self.name, delay)
         return delay_cls
 
+    kernel: Any = None
+    """``None``: the input is ``comm(x)``. Split over devices (:func:`brainpy_halfproj.partition`): the
+    ``PartitionedCSR`` holding ``comm``'s synapses, which computes it instead, one call per device."""
+
+    def use_kernel(self, kernel: Any) -> None:
+        """Compute the input through ``kernel`` (a ``PartitionedCSR`` read from ``comm``), or ``comm`` again (``None``).
+
+        ``comm`` stays the layer you built: its weights are read when a step is traced.
+
+        Examples
+        --------
+        >>> import brainpy as bp
+        >>> import brainpy_halfproj as bhp
+        >>> post = bp.dyn.LifRef(40)
+        >>> p = bhp.HalfProjAlignPostMg(bp.dnn.EventJitFPHomoLinear(32, 40, prob=0.1, weight=0.6),
+        ...                             bp.dyn.Expon.desc(40, tau=5.), bp.dyn.COBA.desc(E=0.), post)
+        >>> p.use_kernel(None)
+        >>> p.kernel is None
+        True
+        """
+        self.kernel = kernel
+
     def _comm_current(self, x: Any) -> Any:
         _checks.spikes(self, x, self._n_in)
+        if self.kernel is not None:
+            return self.kernel(x, owner=self)
         return self.comm(x)
 
     def _project(self, x: Any) -> tuple[Any, Any]:
@@ -83,8 +101,18 @@ class _MergingProjection(_AlignPostProjection):
 
     def _join(self, syn: Any, out: Any, post: Any, out_label: str | None, mode: bm.Mode | None,
               fused: bool = False) -> None:
+        # Every argument is checked, and a fused member's synapses read, before anything is
+        # registered on `post`: a construction that fails leaves the post group as it was.
+        if not isinstance(fused, bool):
+            raise TypeError(f"{_checks.who(self)}: `fused` must be True or False, got {fused!r}.")
         _checks.descriptor(self, "syn", syn, "add_current")
         _checks.descriptor(self, "out", out, "bind_cond")
+        rows = None
+        if fused:
+            self.unfused_reason = _fused.why_not_fused(self.comm, mode, post)
+            if self.unfused_reason is None:
+                assert self._n_in is not None  # event layers say their sizes
+                rows = read_connectivity(self.comm, self._n_in, post.num)
         try:
             key, reason = merge_key(post, syn, out, out_label, mode), None
         except UnkeyableError as err:
@@ -99,13 +127,8 @@ class _MergingProjection(_AlignPostProjection):
         self.merge_group = join(self, post, key, build, out_label, reason,
                                 check=lambda s, o: self._check_syn_size(s, post))
         self.refs: dict = dict(post=post, syn=self.merge_group.syn, out=self.merge_group.out)
-        if not isinstance(fused, bool):
-            raise TypeError(f"{_checks.who(self)}: `fused` must be True or False, got {fused!r}.")
-        if fused:
-            self.unfused_reason = _fused.why_not_fused(self.comm, mode, post)
-            if self.unfused_reason is None:
-                assert self._n_in is not None  # event layers say their sizes
-                self.fused_call = _fused.join_fused(self, post, self.merge_group, self._n_in)
+        if rows is not None:
+            self.fused_call = _fused.join_fused(self, post, self.merge_group, rows)
 
     def _add_to_shared(self, x: Any) -> Any:
         """Merged step: add the ``comm`` current to the shared synapse; the post integrates it.
@@ -169,7 +192,11 @@ class HalfProjAlignPostMg(_MergingProjection):
         If the sizes of ``syn`` or ``comm`` do not match ``post``.
 
     Notes
-    -----""" + _NOTES_MERGED + """
+    -----
+    The input is added to the shared synapse *before* the post group's step (the
+    post group then integrates the synapse, so a spike's contribution decays once
+    before the neuron sees it). The unmerged variants add the input after the
+    decay. This is upstream's order, kept for bit-identical results.
 
     Examples
     --------
@@ -222,7 +249,11 @@ class FullProjAlignPostMg(_MergingProjection):
         DynamicalSystem or whose size does not match the comm input.
 
     Notes
-    -----""" + _NOTES_MERGED + """
+    -----
+    The input is added to the shared synapse *before* the post group's step (the
+    post group then integrates the synapse, so a spike's contribution decays once
+    before the neuron sees it). The unmerged variants add the input after the
+    decay. This is upstream's order, kept for bit-identical results.
 
     Examples
     --------
