@@ -256,7 +256,8 @@ class Pair(bp.DynSysGroup):
         self.ops = ops
         self.N = bhp.dyn.LifRef(N_POST, **LIF, V_initializer=bp.init.Normal(-55., 2.))
         mg = bhp.dyn.HalfProjAlignPostMg
-        self.A = mg(comm or _layer(kind), bp.dyn.Expon.desc(N_POST, tau=5.), bp.dyn.COBA.desc(E=0.), self.N, fused=fused)
+        self.A = mg(comm or _layer(kind), bp.dyn.Expon.desc(N_POST, tau=5.), bp.dyn.COBA.desc(E=0.), self.N,
+                    fused=fused)
         self.B = mg(bp.dnn.EventJitFPHomoLinear(N_B, N_POST, prob=0.1, weight=4., seed=7),
                     bp.dyn.Expon.desc(N_POST, tau=10.), bp.dyn.COBA.desc(E=-80.), self.N, fused=fused)
 
