@@ -52,7 +52,17 @@ _PUBLIC_NAMES = {"_before_updates": "before_updates", "_after_updates": "after_u
 
 
 class CheckpointError(ValueError):
-    """A checkpoint does not fit the model it is loaded into, or is of an unknown format."""
+    """A checkpoint does not fit the model it is loaded into, or is of an unknown format.
+
+    Examples
+    --------
+    >>> import brainpy_halfproj as bhp
+    >>> try:
+    ...     bhp.load_state_dict(bhp.EINet(100), {})
+    ... except bhp.CheckpointError as err:
+    ...     print(str(err)[:44])
+    checkpoint does not fit EINet: missing keys
+    """
 
 
 def _public_path(path: str) -> str:
@@ -181,7 +191,12 @@ def load_checkpoint(model: bp.DynamicalSystem, path: str | os.PathLike) -> None:
 
     Examples
     --------
-    See :func:`save_checkpoint`.
+    >>> import os, tempfile
+    >>> import brainpy_halfproj as bhp
+    >>> path = os.path.join(tempfile.mkdtemp(), 'state.npz')
+    >>> bhp.save_checkpoint(bhp.EINet(100), path)
+    >>> net = bhp.EINet(100)  # in a new process: the model built by the same code
+    >>> bhp.load_checkpoint(net, path)
     """
     with np.load(os.fspath(path)) as data:
         state = {k: data[k] for k in data.files}

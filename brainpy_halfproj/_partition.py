@@ -104,6 +104,14 @@ class VariableInfo:
         (new, unplaced values) until you call :func:`partition` again.
     bytes_per_device
         Bytes of the value each device holds in that layout.
+
+    Examples
+    --------
+    >>> import brainpy_halfproj as bhp
+    >>> net = bhp.EINet(400)
+    >>> v = next(v for v in bhp.partition(net, 1).variables if v.path == 'N.V')
+    >>> v.shape, v.split, v.placed, v.bytes_per_device
+    ((400,), True, True, 1600)
     """
 
     path: str
@@ -130,6 +138,14 @@ class ProjectionInfo:
         call per device), ``'fused'`` (through its post group's fused call, one call per
         device for all fused members) or ``'XLA'`` (a layer XLA partitions itself, such as
         ``bp.dnn.OneToOne``).
+
+    Examples
+    --------
+    >>> import brainpy_halfproj as bhp
+    >>> net = bhp.EINet(400)
+    >>> info = bhp.partition(net, 1).projections[0]
+    >>> info.name == net.E.name, info.layer, info.kernel
+    (True, 'EventJitFPHomoLinear', 'partitioned')
     """
 
     name: str
@@ -154,6 +170,14 @@ class CallInfo:
         Stored entries per device, padding included.
     bytes_per_device
         Connectivity bytes per device.
+
+    Examples
+    --------
+    >>> import brainpy_halfproj as bhp
+    >>> net = bhp.EINet(400, fused=True)
+    >>> call = bhp.partition(net, 1).calls[0]  # one call for both fused projections
+    >>> call.owner == f'{net.N.name} fused call', call.synapses == call.slots_per_device > 0
+    (True, True)
     """
 
     owner: str
@@ -181,6 +205,16 @@ class Partition:
         One :class:`CallInfo` per kernel call each device makes per step.
     posts
         ``(name, number of neurons, neurons per device)`` of every post group.
+
+    Examples
+    --------
+    >>> import brainpy_halfproj as bhp
+    >>> net = bhp.EINet(400)
+    >>> layout = bhp.partition(net, 1)
+    >>> layout.n_devices, layout.posts == ((net.N.name, 400, 400),), layout.misplaced
+    (1, True, ())
+    >>> print(str(layout).splitlines()[3])
+      projections: 2 partitioned, 0 fused, 0 left to XLA (none); kernel calls per device and step: 2
     """
 
     mesh: Any
