@@ -19,6 +19,7 @@ import pytest
 import brainpy_halfproj as bhp
 from brainpy_halfproj import _native
 from brainpy_halfproj._compat import event_kernel_library
+from brainpy_halfproj._hlo import kernel_targets
 
 brainevent_only = pytest.mark.skipif(event_kernel_library() != "brainevent",
                                      reason="native handlers reroute brainevent's numba kernels (brainpy >= 2.6)")
@@ -33,8 +34,7 @@ def _native_off():
 
 
 def _targets(fn, *args):
-    text = jax.jit(fn).lower(*args).as_text()
-    return set(re.findall(r"custom_call @(\w+)", text)) | set(re.findall(r'call_target_name = "(\w+)"', text))
+    return kernel_targets(jax.jit(fn).lower(*args).as_text())
 
 
 # ----------------------------------------------------------------- every kernel family
