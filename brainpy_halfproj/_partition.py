@@ -342,6 +342,10 @@ def partition(model: bp.DynamicalSystem, devices: None | int | Sequence[Any] | A
       After ``bp.reset_state(model)`` (which builds new variables) call ``partition``
       again with the same devices; it only re-places the state. Calling it with other
       devices re-splits the stored connectivity without reading it out again.
+    * **The layers stay live.** ``proj.comm`` stays the layer you built; the projection
+      computes through ``proj.kernel``. A homogeneous weight changed later is used; a
+      changed structure or per-synapse weights are refused at the next run, and calling
+      ``partition`` again reads those layers again.
     * Neuron groups that are not the post group of any projection, delay buffers and
       other variables are replicated: every device holds and updates them whole.
 
