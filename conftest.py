@@ -8,11 +8,15 @@ with that reason instead of failing.
 import pytest
 
 _NEEDS_PARTITION = {
-    "brainpy_halfproj._partition.PartitionedCSR",
-    "brainpy_halfproj._partition.PartitionedCSR.to_rows",
+    "brainpy_halfproj._partitioned_csr.PartitionedCSR",
+    "brainpy_halfproj._partitioned_csr.PartitionedCSR.to_rows",
+    "brainpy_halfproj._partition.CallInfo",
+    "brainpy_halfproj._partition.Partition",
+    "brainpy_halfproj._partition.ProjectionInfo",
+    "brainpy_halfproj._partition.VariableInfo",
     "brainpy_halfproj._partition.partition",
     "brainpy_halfproj._partition.partition_report",
-    "brainpy_halfproj._partition.step_collectives",
+    "brainpy_halfproj._hlo.step_collectives",
 }
 
 

@@ -28,4 +28,4 @@ def machine_info() -> dict:
         commit = ''
     return dict(cpu=cpu, cores=os.cpu_count(), mem_gib=mem_gib, os=platform.platform(),
                 python=platform.python_version(), commit=commit,
-                date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+                date=datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds'))

@@ -443,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
     for s in a.nest_scale:
         new.append(_run_worker(a.nest_python or sys.executable,
                                ["--nest", "--scale", str(s), "--threads", str(a.threads), *nest_extra, *common]))
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M")
     data["runs"] = {_key(r): r for r in data["runs"].values()}
     for r in new:
         r["date"] = stamp

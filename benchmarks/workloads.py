@@ -116,26 +116,12 @@ def state_sizes(model):
 
 
 def kernel_calls_per_step(model, step):
-    """Custom calls (event kernels) in the compiled program of ``step(i)``, one step of ``model``.
+    """Event-kernel calls that one step of ``model`` (``step(i)``) makes, counted in its compiled program.
 
-    Lowered through brainpy's own ``bm.jit`` where it has ``lower`` (brainpy >= 2.6), so that
-    state, including the connectivity of fused calls, enters as arguments: plain ``jax.jit``
-    would close over it and copy it into the program as constants (gigabytes for the
-    full-scale microcircuit). Counted in the compiled text, where one call in a shared
-    function is counted once per call site. ``model``'s state is left as it was.
+    Custom calls outside conditional branches (``brainpy_halfproj._hlo.count_kernel_calls``:
+    a fused call's float kernel for event counts above one runs only in steps that have
+    them); the program is compiled by ``_hlo.compiled_text``, with the state as arguments.
     """
-    import re
+    from brainpy_halfproj._hlo import compiled_text, count_kernel_calls
 
-    import jax
-
-    jitted = bm.jit(step)
-    if hasattr(jitted, "lower"):
-        hlo = jitted.lower(0).compile().as_text()
-    else:  # brainpy 2.5: jax.jit, which writes tracers into the state; the values are put back
-        state = [(var, var.value) for var in model.vars().unique().values()]  # Variables are unhashable
-        try:
-            hlo = jax.jit(step).lower(0).compile().as_text()
-        finally:
-            for var, value in state:
-                var.value = value
-    return len(re.findall(r'custom_call_target="', hlo))
+    return count_kernel_calls(compiled_text(model, step, 0))[0]

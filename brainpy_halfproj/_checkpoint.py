@@ -101,7 +101,17 @@ _META = (_FORMAT_KEY, _GROUPS_KEY)
 
 
 class CheckpointError(ValueError):
-    """A checkpoint does not fit the model it is loaded into, or is not a checkpoint of a known format."""
+    """A checkpoint does not fit the model it is loaded into, or is not a checkpoint of a known format.
+
+    Examples
+    --------
+    >>> import brainpy_halfproj as bhp
+    >>> try:
+    ...     bhp.load_state_dict(bhp.EINet(100), {})
+    ... except bhp.CheckpointError as err:
+    ...     print(str(err)[:44])
+    checkpoint does not fit EINet: missing keys
+    """
 
 
 # ----------------------------------------------------------------------------- the model
@@ -668,7 +678,12 @@ def load_checkpoint(model: bp.DynamicalSystem, path: str | os.PathLike, *, trust
 
     Examples
     --------
-    See :func:`save_checkpoint`.
+    >>> import os, tempfile
+    >>> import brainpy_halfproj as bhp
+    >>> path = os.path.join(tempfile.mkdtemp(), 'state.npz')
+    >>> bhp.save_checkpoint(bhp.EINet(100), path)
+    >>> net = bhp.EINet(100)  # in a new process: the model built by the same code
+    >>> bhp.load_checkpoint(net, path)
     """
     _check_bool("load_checkpoint", "trust_order", trust_order)
     shown = os.fspath(path)

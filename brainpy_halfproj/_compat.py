@@ -30,6 +30,7 @@ __all__ = [
     "jit_prob_numerator",
     "argument_state",
     "is_argument_state",
+    "State",
 ]
 
 
@@ -99,6 +100,12 @@ def jit_prob_numerator() -> float:
     Returns ``2.0`` on brainpy >= 2.6 (brainevent) and ``1.0`` on 2.5 (brainpylib).
     """
     return 2.0 if event_kernel_library() == "brainevent" else 1.0
+
+
+try:  # brainpy >= 2.6: every state (variables, random keys, kernel blocks) is a brainstate.State
+    from brainstate import State
+except ImportError:  # brainpy 2.5: variables are all there is
+    State = bm.Variable
 
 
 def argument_state(value: Any) -> Any:

@@ -56,7 +56,21 @@ __all__ = ["MergeKey", "DescriptorSpec", "UnkeyableError", "merge_key", "describ
 
 
 class UnkeyableError(ValueError):
-    """A descriptor argument has no canonical form, so it cannot be merged safely."""
+    """A descriptor argument has no canonical form, so it cannot be merged safely.
+
+    A merging projection with such an argument gets a private synapse state;
+    :func:`merge_report` says why.
+
+    Examples
+    --------
+    >>> import brainpy as bp
+    >>> import brainpy_halfproj as bhp
+    >>> try:
+    ...     bhp.merge_key(bp.dyn.LifRef(4), bp.dyn.Expon.desc(4, tau=object()), bp.dyn.CUBA.desc())
+    ... except bhp.UnkeyableError as err:
+    ...     print(err)
+    syn.tau has type builtins.object, which has no canonical form (supported: ...)
+    """
 
 
 class _ById:
@@ -116,6 +130,14 @@ class DescriptorSpec:
         Names of the arguments whose value equals the class default (left out or
         written out); :meth:`short` leaves them out. Not part of equality: it follows
         from ``cls`` and ``arguments``.
+
+    Examples
+    --------
+    >>> import brainpy as bp
+    >>> import brainpy_halfproj as bhp
+    >>> spec = bhp.describe(bp.dyn.Expon.desc(4000, tau=5.))
+    >>> spec.short(), spec == bhp.describe(bp.dyn.Expon.desc(size=4000, tau=5))
+    ('Expon(size=4000, tau=5.0)', True)
     """
 
     cls: type

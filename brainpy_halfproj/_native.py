@@ -76,7 +76,17 @@ TESTED_FFI_API: tuple[tuple[int, int], ...] = ((0, 3), (0, 5))
 
 
 class NativeKernelsError(RuntimeError):
-    """Native kernel handlers cannot be used with the installed brainevent or jax."""
+    """Native kernel handlers cannot be used with the installed brainevent or jax.
+
+    Raised by :func:`use_native_kernels` (and :func:`native_kernels`) on a brainevent
+    release or XLA FFI version they were not tested with; brainevent is then left as it is.
+
+    Examples
+    --------
+    >>> import brainpy_halfproj as bhp
+    >>> issubclass(bhp.NativeKernelsError, RuntimeError)
+    True
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +104,12 @@ class KernelRecord:
         brainevent's Python bridge.
     reason
         Why a kernel kept the Python bridge (``None`` for native kernels).
+
+    Examples
+    --------
+    >>> import brainpy_halfproj as bhp
+    >>> all(isinstance(record, bhp.KernelRecord) for record in bhp.native_kernel_report())
+    True
     """
 
     kernel: str

@@ -8,6 +8,7 @@ values are upstream's (``brainpy.dyn.projections.align_post``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any
 
 import brainpy as bp
@@ -15,17 +16,11 @@ import brainpy.math as bm
 
 from . import _checks, _fused
 from ._compat import register_delay_by_return
-from ._merge_key import UnkeyableError, merge_key
-from ._registry import MergeGroup, join
+from ._connectivity import SparseRows, read_connectivity
+from ._merge_key import MergeKey, UnkeyableError, merge_key
+from ._registry import MergeGroup, find_group, join
 
 __all__ = ["HalfProjAlignPostMg", "FullProjAlignPostMg", "HalfProjAlignPost", "FullProjAlignPost"]
-
-_NOTES_MERGED = """
-    The input is added to the shared synapse *before* the post group's step (the
-    post group then integrates the synapse, so a spike's contribution decays once
-    before the neuron sees it). The unmerged variants add the input after the
-    decay. This is upstream's order, kept for bit-identical results."""
-
 
 class _AlignPostProjection(bp.Projection):
     """Shared validation and wiring of the align-post family (not public)."""
@@ -59,8 +54,32 @@ class _AlignPostProjection(bp.Projection):
         delay_cls.register_entry(self.name, delay)
         return delay_cls
 
+    kernel: Any = None
+    """``None``: the input is ``comm(x)``. Split over devices (:func:`brainpy_halfproj.partition`): the
+    ``PartitionedCSR`` holding ``comm``'s synapses, which computes it instead, one call per device."""
+
+    def use_kernel(self, kernel: Any) -> None:
+        """Compute the input through ``kernel`` (a ``PartitionedCSR`` read from ``comm``), or ``comm`` again (``None``).
+
+        ``comm`` stays the layer you built: its weights are read when a step is traced.
+
+        Examples
+        --------
+        >>> import brainpy as bp
+        >>> import brainpy_halfproj as bhp
+        >>> post = bp.dyn.LifRef(40)
+        >>> p = bhp.HalfProjAlignPostMg(bp.dnn.EventJitFPHomoLinear(32, 40, prob=0.1, weight=0.6),
+        ...                             bp.dyn.Expon.desc(40, tau=5.), bp.dyn.COBA.desc(E=0.), post)
+        >>> p.use_kernel(None)
+        >>> p.kernel is None
+        True
+        """
+        self.kernel = kernel
+
     def _comm_current(self, x: Any) -> Any:
         _checks.spikes(self, x, self._n_in)
+        if self.kernel is not None:
+            return self.kernel(x, owner=self)
         return self.comm(x)
 
     def _project(self, x: Any) -> tuple[Any, Any]:
@@ -69,6 +88,16 @@ class _AlignPostProjection(bp.Projection):
         g = self.syn(current)
         self.refs["out"].bind_cond(g)
         return current, g
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What a merging projection joins with, made before anything is registered."""
+
+    key: MergeKey | None
+    unkeyable_reason: str | None
+    instances: tuple[Any, Any] | None  # the new group's synapse and output; None: the group exists
+    rows: SparseRows | None  # a fused member's read-out
 
 
 class _MergingProjection(_AlignPostProjection):
@@ -81,31 +110,45 @@ class _MergingProjection(_AlignPostProjection):
     unfused_reason: str | None = None
     """Why a projection built with ``fused=True`` makes its own kernel call (``None`` otherwise)."""
 
-    def _join(self, syn: Any, out: Any, post: Any, out_label: str | None, mode: bm.Mode | None,
-              fused: bool = False) -> None:
+    def _prepare(self, syn: Any, out: Any, post: Any, out_label: str | None, mode: bm.Mode | None,
+                 fused: bool) -> _Plan:
+        """Check the merging arguments and make what joining needs, registering nothing.
+
+        With the common checks, everything that can fail happens here, before anything is
+        registered on ``pre`` or ``post``: a construction that fails leaves them as they were.
+        """
+        if not isinstance(fused, bool):
+            raise TypeError(f"{_checks.who(self)}: `fused` must be True or False, got {fused!r}.")
         _checks.descriptor(self, "syn", syn, "add_current")
         _checks.descriptor(self, "out", out, "bind_cond")
         try:
             key, reason = merge_key(post, syn, out, out_label, mode), None
         except UnkeyableError as err:
             key, reason = None, str(err)
-
-        def build():
+        instances = None
+        if find_group(post, key) is None:  # a new group: its synapse and output, checked
             # `mode=` reaches the synapse and output (upstream drops it).
-            env = bm.environment(mode=mode) if mode is not None else contextlib.nullcontext()
-            with env:
-                return syn(), out()
-
-        self.merge_group = join(self, post, key, build, out_label, reason,
-                                check=lambda s, o: self._check_syn_size(s, post))
-        self.refs: dict = dict(post=post, syn=self.merge_group.syn, out=self.merge_group.out)
-        if not isinstance(fused, bool):
-            raise TypeError(f"{_checks.who(self)}: `fused` must be True or False, got {fused!r}.")
+            with bm.environment(mode=mode) if mode is not None else contextlib.nullcontext():
+                instances = syn(), out()
+            self._check_syn_size(instances[0], post)
+        rows = None
         if fused:
             self.unfused_reason = _fused.why_not_fused(self.comm, mode, post)
             if self.unfused_reason is None:
                 assert self._n_in is not None  # event layers say their sizes
-                self.fused_call = _fused.join_fused(self, post, self.merge_group, self._n_in)
+                rows = read_connectivity(self.comm, self._n_in, post.num)
+        return _Plan(key, reason, instances, rows)
+
+    def _join(self, post: Any, out_label: str | None, plan: _Plan) -> None:
+        """Join (or create) the merge group on ``post``, and the post's fused call if the plan has a read-out."""
+        def build() -> tuple[Any, Any]:
+            assert plan.instances is not None  # no group had the key when the plan was made
+            return plan.instances
+
+        self.merge_group = join(self, post, plan.key, build, out_label, plan.unkeyable_reason)
+        self.refs: dict = dict(post=post, syn=self.merge_group.syn, out=self.merge_group.out)
+        if plan.rows is not None:
+            self.fused_call = _fused.join_fused(self, post, self.merge_group, plan.rows)
 
     def _add_to_shared(self, x: Any) -> Any:
         """Merged step: add the ``comm`` current to the shared synapse; the post integrates it.
@@ -155,21 +198,30 @@ class HalfProjAlignPostMg(_MergingProjection):
         Keyword only, default ``False``. ``True``: instead of calling its own kernel, the
         projection hands its spikes to its post group, which makes one event-kernel call per
         step for all its fused projections (:class:`FusedCall`). The synaptic input is the same
-        up to the order of floating-point summation; the connectivity is then held as data
-        (memory grows with the synapses). Needs an event ``comm`` (``bp.dnn.EventCSRLinear``,
-        ``bp.dnn.EventJitFP*Linear``) and the default mode; otherwise the projection keeps its
-        own call and ``unfused_reason`` says why. ``update`` then returns ``None``.
+        up to the order of floating-point summation, however often the projection is called
+        per step; the connectivity is then held as data (memory grows with the synapses).
+        ``comm``'s weights are followed (read when a step is traced); a change of which
+        synapses it has is refused at the next run until ``fused_call.rebuild()``. Needs an
+        event ``comm`` (``bp.dnn.EventCSRLinear``, ``bp.dnn.EventJitFP*Linear``) and the
+        default mode; otherwise the projection keeps its own call and ``unfused_reason``
+        says why. ``update`` then returns ``None``.
 
     Raises
     ------
     TypeError
-        If ``comm`` or ``post`` is not a DynamicalSystem, or ``syn``/``out`` is not a
-        descriptor of a class with ``add_current``/``bind_cond``.
+        If ``comm`` or ``post`` is not a DynamicalSystem, ``syn``/``out`` is not a
+        descriptor of a class with ``add_current``/``bind_cond``, or ``fused`` not a bool.
     ValueError
-        If the sizes of ``syn`` or ``comm`` do not match ``post``.
+        If the sizes of ``syn`` or ``comm`` do not match ``post``. Every argument is
+        checked before anything is registered on ``post``: a construction that fails
+        leaves it as it was.
 
     Notes
-    -----""" + _NOTES_MERGED + """
+    -----
+    The input is added to the shared synapse *before* the post group's step (the
+    post group then integrates the synapse, so a spike's contribution decays once
+    before the neuron sees it). The unmerged variants add the input after the
+    decay. This is upstream's order, kept for bit-identical results.
 
     Examples
     --------
@@ -192,7 +244,7 @@ class HalfProjAlignPostMg(_MergingProjection):
         super().__init__(name=name, mode=mode)
         self._check_common(comm, post)
         self.comm = comm
-        self._join(syn, out, post, out_label, mode, fused)
+        self._join(post, out_label, self._prepare(syn, out, post, out_label, mode, fused))
         self.refs["comm"] = comm
 
     def update(self, x):
@@ -222,7 +274,11 @@ class FullProjAlignPostMg(_MergingProjection):
         DynamicalSystem or whose size does not match the comm input.
 
     Notes
-    -----""" + _NOTES_MERGED + """
+    -----
+    The input is added to the shared synapse *before* the post group's step (the
+    post group then integrates the synapse, so a spike's contribution decays once
+    before the neuron sees it). The unmerged variants add the input after the
+    decay. This is upstream's order, kept for bit-identical results.
 
     Examples
     --------
@@ -243,8 +299,9 @@ class FullProjAlignPostMg(_MergingProjection):
         super().__init__(name=name, mode=mode)
         self._check_common(comm, post, pre, full=True)
         self.comm = comm
+        plan = self._prepare(syn, out, post, out_label, mode, fused)
         delay_cls = self._register_delay(pre, delay)
-        self._join(syn, out, post, out_label, mode, fused)
+        self._join(post, out_label, plan)
         self.refs.update(pre=pre, comm=comm, delay=delay_cls)
 
     def update(self):

@@ -34,7 +34,7 @@ import numpy as np
 
 from ._merge_key import MergeKey
 
-__all__ = ["MergeGroup", "groups_of", "join", "state_size"]
+__all__ = ["MergeGroup", "groups_of", "find_group", "join", "state_size"]
 
 _PREFIX = "halfproj_"
 
@@ -118,6 +118,13 @@ def groups_of(post: Any) -> Iterator[MergeGroup]:
             yield node
 
 
+def find_group(post: Any, key: MergeKey | None) -> MergeGroup | None:
+    """The group of ``post`` whose key equals ``key`` (``None``: none, or ``key`` is ``None``)."""
+    if key is None:
+        return None
+    return next((g for g in groups_of(post) if g.key is not None and g.key == key), None)
+
+
 def join(proj: Any, post: Any, key: MergeKey | None, build: Callable[[], tuple[Any, Any]],
          out_label: str | None, unmerged_reason: str | None = None,
          check: Callable[[Any, Any], None] = lambda syn, out: None) -> MergeGroup:
@@ -127,9 +134,7 @@ def join(proj: Any, post: Any, key: MergeKey | None, build: Callable[[], tuple[A
     reject them before anything is registered on ``post``. A ``key`` of ``None``
     always creates a private group.
     """
-    group = None
-    if key is not None:
-        group = next((g for g in groups_of(post) if g.key is not None and g.key == key), None)
+    group = find_group(post, key)
     if group is None:
         syn, out = build()
         check(syn, out)

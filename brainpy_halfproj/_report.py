@@ -53,6 +53,17 @@ class GroupInfo:
         State elements merging saved: ``state_size * (len(projections) - 1)``.
     unmerged_reason
         Why the group is private, or ``None``.
+
+    Examples
+    --------
+    >>> import brainpy as bp
+    >>> import brainpy_halfproj as bhp
+    >>> post = bp.dyn.LifRef(100)
+    >>> projs = [bhp.HalfProjAlignPostMg(bp.dnn.Linear(n_pre, 100), bp.dyn.Expon.desc(100, tau=5.),
+    ...                                  bp.dyn.CUBA.desc(), post) for n_pre in (10, 20)]
+    >>> info = bhp.merge_report(post).groups[0]
+    >>> info.key_text, info.projections == tuple(projs), info.state_size, info.saved_elements
+    ('Expon(size=100, tau=5.0) -> CUBA()', True, 100, 100)
     """
 
     post: Any
@@ -81,6 +92,17 @@ class FusedInfo:
         Synapses in the stacked connectivity.
     nbytes
         Memory the stacked connectivity takes.
+
+    Examples
+    --------
+    >>> import brainpy as bp
+    >>> import brainpy_halfproj as bhp
+    >>> post = bp.dyn.LifRef(40)
+    >>> e = bhp.HalfProjAlignPostMg(bp.dnn.EventJitFPHomoLinear(30, 40, prob=0.1, weight=0.6),
+    ...                             bp.dyn.Expon.desc(40, tau=5.), bp.dyn.COBA.desc(E=0.), post, fused=True)
+    >>> info = bhp.merge_report(post).fused[0]
+    >>> info.call is e.fused_call, info.projections == (e,), info.synapses == e.fused_call.connectivity.nnz
+    (True, True, True)
     """
 
     post: Any
@@ -112,6 +134,16 @@ class MergeReport:
     not_fused
         ``(projection, reason)`` for each projection built with ``fused=True`` that makes its
         own kernel call.
+
+    Examples
+    --------
+    >>> import brainpy as bp
+    >>> import brainpy_halfproj as bhp
+    >>> report = bhp.merge_report(bhp.EINet(400))
+    >>> len(report.groups), report.state_size, report.saved_elements
+    (2, 800, 0)
+    >>> print(str(report).splitlines()[0])
+    2 merging projection(s) onto 1 post group(s) share 2 synapse state(s): 800 state elements, 0 saved by merging
     """
 
     groups: tuple[GroupInfo, ...]

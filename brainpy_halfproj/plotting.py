@@ -2,6 +2,15 @@
 
 For rasters and traces use ``bp.visualize.raster_plot`` and ``bp.visualize.line_plot``;
 this module only adds what brainpy has no picture for.
+
+Examples
+--------
+>>> import matplotlib
+>>> matplotlib.use("Agg")
+>>> import brainpy_halfproj as bhp
+>>> ax = bhp.plotting.plot_merge_diagram(bhp.EINet(400))
+>>> type(ax.figure).__name__
+'Figure'
 """
 from __future__ import annotations
 

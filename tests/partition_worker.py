@@ -37,7 +37,7 @@ if __name__ == "__main__":  # nothing runs when pytest imports this file to look
     import numpy as np
 
     import brainpy_halfproj as bhp
-    from brainpy_halfproj._partition import _paths, _states
+    from brainpy_halfproj._layout import states_of, variable_paths
 
 
 def save(name, arrays, facts):
@@ -48,11 +48,11 @@ def save(name, arrays, facts):
 
 def final_state(model):
     """Every state value of the model by path (connectivity blocks excluded), gathered."""
-    paths = _paths(model)
+    paths = variable_paths(model)
     layers = [n for n in model.nodes().unique().values() if isinstance(n, bhp.PartitionedCSR)]
     blocks = {id(s) for layer in layers for s in layer._blocks}
     out = {}
-    for state in _states(model):
+    for state in states_of(model):
         if id(state) in blocks:
             continue
         value = state.value
@@ -143,7 +143,7 @@ def microcircuit():
         report = bhp.partition(net, n)  # re-partitions the read-out blocks, no second read-out
         net.__dict__.pop("_runners", None)  # loops compiled before keep the layers they traced
         if start is None:
-            start = [(s, s.value) for s in _states(net)]
+            start = [(s, s.value) for s in states_of(net)]
         facts[f"collectives_{n}"] = bhp.step_collectives(net)
         out = simulate(net, 100.0, record=True)
         arrays.update({f"raster_{n}_{p}": out[p] for p in POPULATIONS})

@@ -1,5 +1,4 @@
 """Which brainpy line is installed, and which kernel library serves the event operations."""
-import re
 
 import brainpy as bp
 import brainpy.math as bm
@@ -7,11 +6,11 @@ import jax
 
 import brainpy_halfproj as bhp
 from brainpy_halfproj import _compat
+from brainpy_halfproj._hlo import kernel_targets
 
 
 def _custom_call_targets(fn, *args):
-    text = jax.jit(fn).lower(*args).as_text()
-    return set(re.findall(r"custom_call @(\w+)", text)) | set(re.findall(r'call_target_name = "(\w+)"', text))
+    return kernel_targets(jax.jit(fn).lower(*args).as_text())
 
 
 def _declared_brainpy_range():

@@ -20,6 +20,7 @@ import pytest
 import brainpy_halfproj as bhp
 from brainpy_halfproj import _native
 from brainpy_halfproj._compat import event_kernel_library
+from brainpy_halfproj._hlo import kernel_targets
 
 brainevent_only = pytest.mark.skipif(event_kernel_library() != "brainevent",
                                      reason="native handlers reroute brainevent's numba kernels (brainpy >= 2.6)")
@@ -40,8 +41,7 @@ def _native_off(monkeypatch):
 
 def _targets(fn, *args):
     """The custom-call targets of ``fn``'s program; fails if there is none (a check on them would be vacuous)."""
-    text = jax.jit(fn).lower(*args).as_text()
-    found = set(re.findall(r"custom_call @(\w+)", text)) | set(re.findall(r'call_target_name = "(\w+)"', text))
+    found = kernel_targets(jax.jit(fn).lower(*args).as_text())
     assert found, "no kernel call found in the program: the test would check nothing"
     return found
 

@@ -382,3 +382,73 @@ def test_count_collectives_reads_hlo_text():
       %name.all-gather = f32[8] add(f32[8] %a, f32[8] %b)
     """
     assert bhp.count_collectives(hlo) == dict(NONE, **{"all-gather": 2, "all-reduce": 1, "collective-permute": 1})
+
+
+# ----------------------------------------------------------------------------- following the layers
+
+
+def _einet_run(net, steps=150):
+    return bhp.run_einet(net, steps)
+
+
+@brainevent_only
+def test_partition_keeps_the_projections_layers_and_follows_their_weights():
+    bm.random.seed(42)
+    net = bhp.EINet(400)
+    layer = net.E.comm
+    bhp.partition(net, 1)
+    assert net.E.comm is layer and net.E.refs["comm"] is layer  # the projection computes through its kernel
+    assert isinstance(net.E.kernel, bhp.PartitionedCSR) and net.E.kernel.source.comm is layer
+    net.E.comm.weight = 0.9
+    bm.random.seed(42)
+    reference = bhp.EINet(400)
+    reference.E.comm.weight = 0.9
+    expected = _einet_run(reference)
+    assert expected.sum() > 100
+    np.testing.assert_array_equal(_einet_run(net), expected)
+
+
+@brainevent_only
+@pytest.mark.parametrize("change", ["prob", "normal-weights", "fused-weight"])
+def test_partition_refuses_what_it_cannot_follow_and_partitioning_again_reads_it(change):
+    def build():
+        bm.random.seed(42)
+        net = bhp.EINet(400, fused=change == "fused-weight")
+        if change == "normal-weights":
+            net.E.comm = bp.dnn.EventJitFPNormalLinear(320, 400, prob=0.02, w_mu=0.6, w_sigma=0.1, seed=3)
+            net.E.refs["comm"] = net.E.comm
+        return net
+
+    def apply(net):
+        if change == "prob":
+            net.E.comm.prob = 0.25  # EINet(400) connects with 0.2
+            return r"`comm\.prob` changed from 0\.2 to 0\.25"
+        if change == "normal-weights":
+            net.E.comm.w_mu = 0.9
+            return r"`comm\.w_mu` changed from 0\.6 to 0\.9"
+        net.E.comm.weight = 0.9
+        return r"`comm\.weight` changed from 0\.6 to 0\.9"
+
+    net = build()
+    bhp.partition(net, 1)
+    what = apply(net)
+    with pytest.raises(ValueError, match=fr"HalfProjAlignPostMg '{net.E.name}': {what} after .*; call "
+                                         r"brainpy_halfproj\.partition\(model, devices\) again, which reads changed "
+                                         r"layers again"):
+        _einet_run(net, 2)
+    bhp.partition(net, 1)
+    reference = build()
+    apply(reference)
+    expected = _einet_run(reference)
+    assert expected.sum() > 20
+    got = _einet_run(net)
+    if change == "normal-weights":  # random weights: the JIT kernel may sum in another order
+        assert abs(int(got.sum()) - int(expected.sum())) <= 0.02 * expected.sum()
+    else:
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_the_types_public_calls_return_are_public():
+    for name in ("SparseRows", "VariableInfo", "ProjectionInfo", "CallInfo", "Partition", "PartitionedCSR"):
+        obj = getattr(bhp, name)
+        assert obj.__module__.startswith("brainpy_halfproj.") and name in dir(bhp)

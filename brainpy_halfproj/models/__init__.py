@@ -1,4 +1,17 @@
-"""Published network models built on ``brainpy_halfproj`` projections."""
+"""Published network models built on ``brainpy_halfproj`` projections.
+
+The Potjans & Diesmann (2014) cortical microcircuit: its physics in
+:mod:`~brainpy_halfproj.models.potjans2014`, its wiring in :class:`Microcircuit`
+(:func:`microcircuit` builds it).
+
+Examples
+--------
+>>> from brainpy_halfproj import models
+>>> models.POPULATIONS
+('L23E', 'L23I', 'L4E', 'L4I', 'L5E', 'L5I', 'L6E', 'L6I')
+>>> models.PUBLISHED_RATES['L23E'] < models.PUBLISHED_RATES['L23I']
+True
+"""
 from . import potjans2014 as potjans2014
 from .microcircuit import CONN_PROBS as CONN_PROBS
 from .microcircuit import FULL_SIZES as FULL_SIZES

@@ -142,6 +142,13 @@ class Microcircuit(bp.DynSysGroup):
     spike_counts : dict of str to brainpy.math.Variable
         Spikes per neuron since the last :meth:`reset_spike_counts` (held by the
         child node ``counters``).
+
+    Examples
+    --------
+    >>> from brainpy_halfproj.models import Microcircuit, potjans2014
+    >>> net = Microcircuit(potjans2014.derive(0.01, seed=1))
+    >>> net.sizes['L4E'], len(net.projections)
+    (219, 63)
     """
 
     def __init__(self, params: MicrocircuitParams, dyn: Any = None, *, fused: bool = False):
@@ -414,6 +421,13 @@ def population_rates(model: Microcircuit, duration: float) -> dict[str, float]:
         If ``duration`` is not a number.
     ValueError
         If ``duration`` is not positive and finite.
+
+    Examples
+    --------
+    >>> from brainpy_halfproj.models import microcircuit, population_rates
+    >>> rates = population_rates(microcircuit(scale=0.01, seed=1), 100.0)  # nothing simulated yet
+    >>> list(rates)[:2], rates['L4E']
+    (['L23E', 'L23I'], 0.0)
     """
     if isinstance(duration, bool) or not isinstance(duration, numbers.Real):
         raise TypeError(f"duration must be a number of ms, got {type(duration).__name__}: {duration!r}")
@@ -461,6 +475,13 @@ def simulate(
         If ``record`` is not one of its choices, or ``duration`` is negative, not
         finite, or shorter than half a step (nothing to simulate), or brainpy's time
         step is not the one the model was built for (:meth:`Microcircuit.check_dt`).
+
+    Examples
+    --------
+    >>> from brainpy_halfproj.models import microcircuit, simulate
+    >>> counts = simulate(microcircuit(scale=0.02, seed=1), 1.0, record='counts')  # 10 steps of 0.1 ms
+    >>> counts['L4E'].shape, counts['L4E'].dtype.kind
+    ((10,), 'i')
     """
     model.check_dt()
     if record not in (True, False, "counts"):

@@ -66,6 +66,12 @@ What the options do
     synapse decays a jump before the membrane first sees it, an unmerged one adds it
     after the decay; :func:`charge_correction` scales the weights so that both
     deliver the exact charge (and then both see the same current sequence).
+
+Examples
+--------
+>>> from brainpy_halfproj.models import potjans2014
+>>> potjans2014.derive(0.1).sizes == {p: round(0.1 * n) for p, n in potjans2014.FULL_SIZES.items()}
+True
 """
 from __future__ import annotations
 
@@ -313,6 +319,13 @@ class MicrocircuitParams:
     delay_steps : dict of str to int or numpy.ndarray
         The delay in steps of ``dt``: one int per population (``'fixed'``), or one
         per presynaptic neuron (``'normal'``, int32).
+
+    Examples
+    --------
+    >>> from brainpy_halfproj.models.potjans2014 import derive
+    >>> prm = derive(0.1, seed=1)
+    >>> prm.scale, prm.sizes['L23E'], prm.weights.shape
+    (0.1, 2068, (8, 8))
     """
 
     scale: float
