@@ -24,7 +24,7 @@ from ._mesh import sharding
 from ._partitioned_csr import PartitionedCSR
 from ._projections import _AlignPostProjection
 
-__all__ = ["projections_of", "unique", "layout", "kernels_of", "variable_paths", "KeepLayout"]
+__all__ = ["projections_of", "unique", "layout", "kernels_of", "KeepLayout"]
 
 
 def projections_of(model: Any) -> list:
@@ -77,29 +77,6 @@ def states_of(model: Any) -> list:
     for node in model.nodes().unique().values():
         out += [v for v in vars(node).values() if isinstance(v, State)]
     return unique(out)
-
-
-def variable_paths(model: Any) -> dict[int, str]:
-    """``id(state) -> attribute path`` from ``model`` (``N.V``, ``spike_counts.L23E``), first path wins.
-
-    The partitioner's names for states (:class:`~brainpy_halfproj._partition.VariableInfo`);
-    checkpoints name variables with their own walk (``_checkpoint.py``).
-    """
-    paths: dict[int, str] = {}
-    for path, node in model.nodes(method="relative").items():
-        for k, v in vars(node).items():
-            name = f"{path}.{k}" if path else k
-            if isinstance(v, State):
-                paths.setdefault(id(v), name)
-            elif isinstance(v, dict):  # bm.VarDict
-                for kk, vv in v.items():
-                    if isinstance(vv, State):
-                        paths.setdefault(id(vv), f"{name}.{kk}")
-            elif isinstance(v, (list, tuple)):  # bm.VarList
-                for i, vv in enumerate(v):
-                    if isinstance(vv, State):
-                        paths.setdefault(id(vv), f"{name}-{i}")
-    return paths
 
 
 def kernels_of(model: Any) -> list[PartitionedCSR]:

@@ -63,7 +63,8 @@ from ._checks import comm_sizes
 from ._compat import BRAINPY_VERSION, event_kernel_library
 from ._connectivity import EVENT_LAYERS, ReadOut, read_connectivity
 from ._fused import fused_call_of
-from ._layout import KeepLayout, layout, projections_of, unique, variable_paths
+from ._layout import KeepLayout, layout, projections_of, unique
+from ._paths import variable_paths
 from ._mesh import AXIS, as_mesh, put, sharding
 from ._partitioned_csr import PartitionedCSR
 
@@ -452,8 +453,8 @@ def partition_report(model: bp.DynamicalSystem) -> Partition:
     >>> _ = bhp.partition(net, 1)
     >>> report = bhp.partition_report(net)
     >>> report.split
-    ('N.V', 'N._before_updates.halfproj_Expon_COBA_0.syn.g',
-     'N._before_updates.halfproj_Expon_COBA_1.syn.g', 'N.t_last_spike')
+    ('N.V', 'N.before_updates.halfproj_Expon_COBA_0.syn.g',
+     'N.before_updates.halfproj_Expon_COBA_1.syn.g', 'N.t_last_spike')
     >>> report.replicated  # the spikes: every device reads all of them
     ('N.spike',)
     >>> [(p.layer, p.kernel) for p in report.projections]
@@ -465,7 +466,7 @@ def partition_report(model: bp.DynamicalSystem) -> Partition:
                          f"partitioned; call brainpy_halfproj.partition(model, devices) first.")
     n_dev = int(mesh.devices.size)
     projections = projections_of(model)
-    paths = variable_paths(model)
+    paths = variable_paths(model, every_state=True)
     variables = []
     for state, split, where in layout(model, mesh):
         value = state.value

@@ -37,7 +37,8 @@ if __name__ == "__main__":  # nothing runs when pytest imports this file to look
     import numpy as np
 
     import brainpy_halfproj as bhp
-    from brainpy_halfproj._layout import states_of, variable_paths
+    from brainpy_halfproj._layout import states_of
+    from brainpy_halfproj._paths import variable_paths
 
 
 def save(name, arrays, facts):
@@ -48,7 +49,7 @@ def save(name, arrays, facts):
 
 def final_state(model):
     """Every state value of the model by path (connectivity blocks excluded), gathered."""
-    paths = variable_paths(model)
+    paths = variable_paths(model, every_state=True)
     layers = [n for n in model.nodes().unique().values() if isinstance(n, bhp.PartitionedCSR)]
     blocks = {id(s) for layer in layers for s in layer._blocks}
     out = {}

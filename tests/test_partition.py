@@ -94,8 +94,8 @@ def test_one_all_gather_per_step_and_nothing_else(einet):
 def test_neuron_state_is_split_and_stays_split_across_calls(einet):
     _, facts = einet
     for n in (1, 2, 4):
-        assert facts[f"split_{n}"] == ["N.V", "N._before_updates.halfproj_Expon_COBA_0.syn.g",
-                                       "N._before_updates.halfproj_Expon_COBA_1.syn.g", "N.t_last_spike"]
+        assert facts[f"split_{n}"] == ["N.V", "N.before_updates.halfproj_Expon_COBA_0.syn.g",
+                                       "N.before_updates.halfproj_Expon_COBA_1.syn.g", "N.t_last_spike"]
         assert facts[f"replicated_{n}"] == ["N.spike"]
         assert facts[f"misplaced_after_runs_{n}"] == []
         assert facts[f"shards_{n}"] == [n, 400 // n]
@@ -118,8 +118,8 @@ def test_each_device_holds_its_block_of_the_synapses(einet):
 @brainevent_only
 def test_reset_state_unplaces_and_partition_places_again(einet):
     _, facts = einet
-    assert facts["misplaced_after_reset"] == ["N.V", "N._before_updates.halfproj_Expon_COBA_0.syn.g",
-                                              "N._before_updates.halfproj_Expon_COBA_1.syn.g", "N.spike",
+    assert facts["misplaced_after_reset"] == ["N.V", "N.before_updates.halfproj_Expon_COBA_0.syn.g",
+                                              "N.before_updates.halfproj_Expon_COBA_1.syn.g", "N.spike",
                                               "N.t_last_spike"]
     assert facts["misplaced_after_repartition"] == []
     assert facts["runs_after_repartition"] == 50
@@ -251,7 +251,7 @@ def test_two_processes_through_jax_distributed_match_one_device(tmp_path):
     assert raster.sum() > 100
     np.testing.assert_array_equal(arrays["raster"], raster)
     np.testing.assert_array_equal(arrays["state:N.V"], np.asarray(net.N.V.value))
-    np.testing.assert_array_equal(arrays["state:N._before_updates.halfproj_Expon_COBA_1.syn.g"],
+    np.testing.assert_array_equal(arrays["state:N.before_updates.halfproj_Expon_COBA_1.syn.g"],
                                   np.asarray(net.N.before_updates["halfproj_Expon_COBA_1"].syn.g.value))
 
 
