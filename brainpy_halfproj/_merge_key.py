@@ -24,6 +24,7 @@ value                                       compared by
 ``bool``                                    value (``True`` is not ``1``)
 ``int``, ``float``, numpy scalars           numeric value (``5 == 5.0``)
 ``str``, ``None``                           value
+a size (``size``, ``in_size``)              its shape: ``N``, ``(N,)`` and ``[N]`` alike
 ``tuple``, ``list``, ``dict``               type and canonical items
 numpy / jax arrays, ``bm.Array``            shape, dtype and SHA-256 of the bytes
 ``bm.Variable`` (``bm.TrainVar``, ...)      identity: trainable state is never shared
@@ -371,10 +372,22 @@ def describe(desc: Any, path: str = "desc") -> DescriptorSpec:
     cls = desc.cls
     signature = inspect.signature(cls.__init__)
     raw = bound_arguments(desc, path)
-    arguments = tuple((name, _canonical(value, f"{path}.{name}")) for name, value in raw.items())
+    arguments = tuple((name, _canonical_argument(name, value, f"{path}.{name}")) for name, value in raw.items())
     at_default = frozenset(name for name, value in arguments
                            if _equals_default(signature.parameters[name].default, value, name))
     return DescriptorSpec(cls, arguments, at_default)
+
+
+#: Parameters that both brainpy fronts turn into a shape (``N`` -> ``(N,)``) before using them.
+_SIZE_PARAMETERS = ("size", "in_size")
+
+
+def _canonical_argument(name: str, value: Any, path: str) -> Any:
+    if name in _SIZE_PARAMETERS and isinstance(value, (tuple, list)) and value and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in value):
+        shape = tuple(int(v) for v in value)
+        return shape[0] if len(shape) == 1 else ("tuple", shape)
+    return _canonical(value, path)
 
 
 def bound_arguments(desc: Any, path: str = "desc") -> dict[str, Any]:
@@ -400,7 +413,7 @@ def _equals_default(default: Any, value: Any, name: str) -> bool:
     if default is inspect.Parameter.empty:
         return False
     try:
-        return bool(_canonical(default, name) == value)
+        return bool(_canonical_argument(name, default, name) == value)
     except UnkeyableError:  # a default with no canonical form: show the argument
         return False
 
