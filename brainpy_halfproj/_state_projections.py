@@ -146,6 +146,11 @@ class AlignPostProj(_upstream.AlignPostProj):
     delay
         Conduction delay of the input to ``comm`` (``None``, a time such as ``1.5 * u.ms``, or
         one per pre-synaptic neuron), as upstream.
+    merge
+        Keyword only, default ``True``. ``False``: never share the synapse built from the
+        descriptors (upstream has no such switch: descriptors always merge there). The
+        projection then gets a group of its own, updated in the same order as a shared one,
+        so its results are those of the merged model wherever merging was correct.
 
     Attributes
     ----------
@@ -188,7 +193,7 @@ class AlignPostProj(_upstream.AlignPostProj):
     merge_group: StateMergeGroup | None = None
 
     def __init__(self, *modules: Any, comm: Any, syn: Any, out: Any, post: Dynamics, label: str | None = None,
-                 delay: Any = None):
+                 delay: Any = None, merge: bool = True):
         # Upstream's base initialisation and name (its counter, shared with stock AlignPostProj).
         super(_upstream.AlignPostProj, self).__init__(name=get_unique_name(self.__class__.__name__))
         self.modules = _check_modules(self, modules, "a module applied before comm")
@@ -198,11 +203,13 @@ class AlignPostProj(_upstream.AlignPostProj):
         _check_post(self, post)
         _check_label(self, label)
         _check_delay(self, comm, delay)
+        if not isinstance(merge, bool):
+            raise TypeError(f"{_checks.who(self)}: `merge` must be True or False, but got {_kind(merge)}.")
         _same_size(self, "comm", getattr(comm, "out_size", None), post,
                    "make the comm layer's output size equal to the number of post-synaptic neurons")
         if merging:
             try:
-                key, reason = merge_key(post, syn, out, label), None
+                key, reason = (merge_key(post, syn, out, label), None) if merge else (None, "merge=False")
             except UnkeyableError as err:
                 key, reason = None, str(err)
             self.merge_group = join(
