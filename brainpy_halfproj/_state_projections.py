@@ -234,9 +234,10 @@ class align_post_projection(_upstream.align_post_projection):
 
     A drop-in for ``brainpy.state.align_post_projection`` (same signature); its projection is
     this plugin's :class:`AlignPostProj`, so it merges by value. ``stp=`` works on brainevent
-    0.3 too, where upstream fails with ``module 'brainevent' has no attribute 'MaskedFloat'``:
-    the plasticity's output is passed on as brainevent's graded event array (``WeightedArray``
-    on 0.3, ``MaskedFloat`` where it exists).
+    0.3 too, where upstream fails (``module 'brainevent' has no attribute 'MaskedFloat'``, and
+    before that brainpy.state's ``STP``/``STD`` cannot multiply the ``BinaryArray`` it hands
+    them): the plasticity gets the spikes as they are, and its output is passed on as
+    brainevent's graded event array (``WeightedArray`` on 0.3, ``MaskedFloat`` where it exists).
 
     Parameters
     ----------
@@ -274,7 +275,8 @@ class align_post_projection(_upstream.align_post_projection):
             x = fun(*x)
             x = tuple(x) if isinstance(x, (tuple, list)) else (x,)
         assert len(x) == 1, "Spike generator must return a single value or a tuple/list of values"
-        x = brainevent.BinaryArray(x[0])
-        if self.stp is not None:
-            x = _GRADED_EVENTS(self.stp(x))
-        return self.projection(x)
+        if self.stp is None:
+            return self.projection(brainevent.BinaryArray(x[0]))
+        # The plasticity gets the spikes as they are (brainevent 0.3's BinaryArray has no
+        # arithmetic, which brainpy.state's STP/STD use) and its output goes on as graded events.
+        return self.projection(_GRADED_EVENTS(self.stp(x[0])))

@@ -8,8 +8,8 @@ its capacitance in uF, so there the weights are in mS and the input in uA.
 from __future__ import annotations
 
 import brainstate
-import brainunit as u
 import braintools
+import brainunit as u
 import numpy as np
 
 DT = 0.1 * u.ms

@@ -13,8 +13,8 @@ if BRAINPY_VERSION < (2, 9):
 
 import brainpy.state as upstream  # noqa: E402
 import brainstate  # noqa: E402
-import brainunit as u  # noqa: E402
 import braintools  # noqa: E402
+import brainunit as u  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
