@@ -15,8 +15,8 @@ if BRAINPY_VERSION < (2, 9):
 
 import brainpy.state as stock  # noqa: E402
 import brainstate  # noqa: E402
-import brainunit as u  # noqa: E402
 import braintools  # noqa: E402
+import brainunit as u  # noqa: E402
 import numpy as np  # noqa: E402
 
 import brainpy_halfproj as bhp  # noqa: E402
