@@ -203,9 +203,10 @@ class MergeReport:
         n_proj = sum(len(g.projections) for g in self.groups)
         fused = (f"; {len(self.fused)} fused kernel call(s) per step for "
                  f"{sum(len(f.projections) for f in self.fused)} projection(s)") if self.fused else ""
+        sizes = (f"{self.state_size} state elements, {self.saved_elements} saved by merging" if self.state_size
+                 or not self.groups else "not initialised yet (sizes after brainstate.nn.init_all_states)")
         return (f"{n_proj} merging projection(s) onto {len(self.posts)} post group(s) share "
-                f"{len(self.groups)} synapse state(s): {self.state_size} state elements, "
-                f"{self.saved_elements} saved by merging{fused}")
+                f"{len(self.groups)} synapse state(s): {sizes}{fused}")
 
     def __str__(self) -> str:
         lines = [self._headline()]
@@ -215,8 +216,8 @@ class MergeReport:
                 members = ", ".join(self.name_of(p) for p in g.projections)
                 stock = " (stock brainpy.state)" if g.stock else ""
                 lines.append(f"  [{g.storage_name}]{stock} {g.key_text}")
-                lines.append(f"      shared by {len(g.projections)}: {members}; state {g.state_size}, "
-                             f"saved {g.saved_elements}")
+                size = f"state {g.state_size}, saved {g.saved_elements}" if g.state_size else "state not initialised"
+                lines.append(f"      shared by {len(g.projections)}: {members}; {size}")
                 if g.unmerged_reason:
                     lines.append(f"      not merged: {g.unmerged_reason}")
             lines.extend(f"  {f.text}" for f in self.fused if f.post is post)
