@@ -36,6 +36,10 @@ _OUT_EXAMPLE = "brainpy.state.COBA.desc(E=0. * u.mV)"
 _GRADED_EVENTS = getattr(brainevent, "MaskedFloat", None) or brainevent.WeightedArray
 
 
+def _who(proj: Any) -> str:
+    return f"{type(proj).__name__} {proj.name!r}" if proj.name else type(proj).__name__
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, ParamDescriber):
         return f"a descriptor {value.cls.__name__}.desc(...)"
@@ -46,7 +50,7 @@ def _check_modules(proj: Any, modules: tuple, what: str) -> tuple:
     for i, module in enumerate(modules):
         if not callable(module) and not isinstance(module, brainstate.State):
             raise TypeError(
-                f"{_checks.who(proj)}: positional argument {i} ({what}) must be callable (a module or a "
+                f"{_who(proj)}: positional argument {i} ({what}) must be callable (a module or a "
                 f"function) or a brainstate.State, but got {_kind(module)}; pass the spike source, e.g. "
                 f"the pre-synaptic neuron group's prefetch: pre.prefetch('V').")
     return tuple(modules)
@@ -54,7 +58,7 @@ def _check_modules(proj: Any, modules: tuple, what: str) -> tuple:
 
 def _check_comm(proj: Any, comm: Any) -> None:
     if not callable(comm):
-        raise TypeError(f"{_checks.who(proj)}: `comm` must be a callable module such as {_COMM_EXAMPLE}, "
+        raise TypeError(f"{_who(proj)}: `comm` must be a callable module such as {_COMM_EXAMPLE}, "
                         f"but got {_kind(comm)}.")
 
 
@@ -62,14 +66,14 @@ def _check_post(proj: Any, post: Any) -> None:
     if not isinstance(post, Dynamics):
         fix = (" (a bp.dyn group: use brainpy_halfproj.dyn's projections for it)"
                if type(post).__module__.startswith("brainpy.") and hasattr(post, "add_inp_fun") else "")
-        raise TypeError(f"{_checks.who(proj)}: `post` must be a brainpy.state neuron group (a brainpy.state."
+        raise TypeError(f"{_who(proj)}: `post` must be a brainpy.state neuron group (a brainpy.state."
                         f"Dynamics such as brainpy.state.LIF(4000)), but got {_kind(post)}{fix}.")
 
 
 def _check_syn_out(proj: Any, syn: Any, out: Any) -> bool:
     """Whether ``syn`` and ``out`` are descriptors (merging) or instances (not merging), as upstream."""
     syn_desc, out_desc = isinstance(syn, ParamDescriber), isinstance(out, ParamDescriber)
-    who = _checks.who(proj)
+    who = _who(proj)
     if syn_desc and not issubclass(syn.cls, AlignPost):
         raise TypeError(f"{who}: `syn` describes {syn.cls.__name__}, which cannot take projection input "
                         f"(it is not an AlignPost synapse); use {_SYN_EXAMPLE} or brainpy.state.DualExpon.desc(...).")
@@ -95,14 +99,14 @@ def _check_syn_out(proj: Any, syn: Any, out: Any) -> bool:
 
 def _check_label(proj: Any, label: Any) -> None:
     if label is not None and not isinstance(label, str):
-        raise TypeError(f"{_checks.who(proj)}: `label` must be a string or None, but got {_kind(label)}; "
+        raise TypeError(f"{_who(proj)}: `label` must be a string or None, but got {_kind(label)}; "
                         f"use the name of the input group, e.g. label='E'.")
 
 
 def _check_delay(proj: Any, comm: Any, delay: Any) -> None:
     if delay is None:
         return
-    who = _checks.who(proj)
+    who = _who(proj)
     if getattr(comm, "in_size", None) is None:
         raise TypeError(f"{who}: `delay` needs a `comm` that says its input size (comm.in_size, as brainstate's "
                         f"layers do), but {type(comm).__name__} has none; use a brainstate.nn layer or delay=None.")
@@ -113,7 +117,7 @@ def _check_delay(proj: Any, comm: Any, delay: Any) -> None:
 
 def _same_size(proj: Any, arg: str, actual: Any, post: Any, fix: str) -> None:
     if actual is not None and tuple(actual) != tuple(post.varshape):
-        raise ValueError(f"{_checks.who(proj)}: the size of `{arg}` is {tuple(actual)}, but `post` has size "
+        raise ValueError(f"{_who(proj)}: the size of `{arg}` is {tuple(actual)}, but `post` has size "
                          f"{tuple(post.varshape)}; {fix}.")
 
 
@@ -204,7 +208,7 @@ class AlignPostProj(_upstream.AlignPostProj):
         _check_label(self, label)
         _check_delay(self, comm, delay)
         if not isinstance(merge, bool):
-            raise TypeError(f"{_checks.who(self)}: `merge` must be True or False, but got {_kind(merge)}.")
+            raise TypeError(f"{_who(self)}: `merge` must be True or False, but got {_kind(merge)}.")
         _same_size(self, "comm", getattr(comm, "out_size", None), post,
                    "make the comm layer's output size equal to the number of post-synaptic neurons")
         if merging:
@@ -264,7 +268,7 @@ class align_post_projection(_upstream.align_post_projection):
         super(_upstream.align_post_projection, self).__init__()
         self.spike_generator = _check_modules(self, spike_generator, "a spike generator")
         if stp is not None and not callable(stp):
-            raise TypeError(f"{_checks.who(self)}: `stp` must be a short-term plasticity module such as "
+            raise TypeError(f"{_who(self)}: `stp` must be a short-term plasticity module such as "
                             f"brainpy.state.STD(800), or None, but got {_kind(stp)}.")
         self.projection = AlignPostProj(comm=comm, syn=syn, out=out, post=post)
         self.stp = stp
