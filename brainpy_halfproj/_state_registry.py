@@ -18,17 +18,21 @@ types make ``states()`` fail), and that string is part of every state path
 (``('E', 'post', '_before_updates', <key>, 'syn', 'g')``), so of every checkpoint. The choice:
 
 * **upstream's own string** (``get_post_repr(label, syn, out)`` of the group's first member,
-  ``f'{label}{syn.identifier} // {out.identifier}'``) when no other entry of the post holds
-  it. Where stock brainpy.state forms the same group (its members all have this string, and
-  no member of another group has it), the state paths are stock's, so a checkpoint saved from
-  a stock network loads as it is.
-* ``f'{upstream string} #{digest}'`` when that string is taken: the group is equal by string
-  but not by value to an earlier one, a merge stock would have made wrongly. ``digest`` is 12
-  hex digits of a hash of the key's value (:func:`~brainpy_halfproj._merge_key.stable_digest`),
-  the same in every process and independent of construction order.
+  ``f'{label}{syn.identifier} // {out.identifier}'``) when no other group of the post has
+  that string. Where stock brainpy.state forms the same group (its members all have this
+  string, and no member of another group has it), the state paths are stock's, so a
+  checkpoint saved from a stock network loads as it is.
+* ``f'{upstream string} #{digest}'`` for *every* group of a set that shares one upstream
+  string but differs by value (a merge stock would have made wrongly): ``digest`` is 12 hex
+  digits of a hash of the group's key (:func:`~brainpy_halfproj._merge_key.stable_digest`),
+  the same in every process. When a second such group arrives, the first one is renamed
+  (its entry keeps its place, so the update order is unchanged). So the name depends on the
+  group's value only, never on construction order: a network built with its projections in
+  another order has the same state paths.
 * ``f'{upstream string} #{i}'``, ``i`` the smallest free number, only where the key holds a
   part compared by identity (a state, a function) and so has no process-independent text,
-  or where the key could not be built (a private group).
+  or where there is no key (a private group: ``merge=False``, or a key that could not be
+  built). These names follow construction order.
 
 Caveat: a *stock* ``AlignPostProj`` onto the same post whose string equals a group's storage
 key joins that group, by upstream's own logic. Migrate all projections onto a post together;
@@ -107,12 +111,17 @@ class StateMergeGroup(brainstate.nn.Module):
         self.unmerged_reason = unmerged_reason
         self.storage_name = storage_name
         self.upstream_repr = upstream
-        self._members: list[weakref.ref] = []
+        self._members: list[tuple[weakref.ref, str]] = []
 
     @property
     def projections(self) -> list:
         """The live projections that share this group, in construction order (held weakly)."""
-        return [p for p in (ref() for ref in self._members) if p is not None]
+        return [proj for proj, _ in self.upstream_reprs]
+
+    @property
+    def upstream_reprs(self) -> list[tuple[Any, str]]:
+        """``(projection, string)`` for each live member: the string stock brainpy.state would key it by."""
+        return [(p, text) for p, text in ((ref(), text) for ref, text in self._members) if p is not None]
 
     @property
     def state_size(self) -> int:
@@ -144,8 +153,17 @@ def upstream_repr(label: str | None, syn: Any, out: Any) -> str:
 
 
 def _storage_name(post: Any, upstream: str, key: MergeKey | None) -> str:
-    if not post.has_before_update(upstream):
+    """The name of a new group (see the module docstring); renames a plugin group that holds ``upstream``."""
+    same_string = [g for g in groups_of(post) if g.upstream_repr == upstream]
+    if not same_string and not post.has_before_update(upstream):
         return upstream
+    for group in same_string:  # equal by string, not by value: every such group gets its value's name
+        if group.storage_name == upstream:
+            _rename(post, group, _suffixed(post, upstream, group.key))
+    return _suffixed(post, upstream, key)
+
+
+def _suffixed(post: Any, upstream: str, key: MergeKey | None) -> str:
     digest = None if key is None else stable_digest(key)
     if digest is not None and not post.has_before_update(f"{upstream} #{digest}"):
         return f"{upstream} #{digest}"
@@ -153,6 +171,15 @@ def _storage_name(post: Any, upstream: str, key: MergeKey | None) -> str:
     while post.has_before_update(f"{upstream} #{i}"):
         i += 1
     return f"{upstream} #{i}"
+
+
+def _rename(post: Any, group: StateMergeGroup, name: str) -> None:
+    """Store ``group`` under ``name`` instead, in the same place of ``post.before_updates`` (same update order)."""
+    entries = post.before_updates
+    items = [(name if node is group else k, node) for k, node in entries.items()]
+    entries.clear()
+    entries.update(items)
+    group.storage_name = name
 
 
 def join(proj: Any, post: Any, key: MergeKey | None, build: Callable[[], tuple[Any, Any]], label: str | None,
@@ -175,5 +202,5 @@ def join(proj: Any, post: Any, key: MergeKey | None, build: Callable[[], tuple[A
         # Upstream's registrations, in upstream's order: identical update order and state paths.
         post.add_current_input(proj.name, out, label=label)
         post.add_before_update(name, group)
-    group._members.append(weakref.ref(proj))
+    group._members.append((weakref.ref(proj), upstream))
     return group

@@ -40,12 +40,14 @@ def test_a_group_stock_would_form_too_is_stored_under_stocks_string():
     assert p.merge_group.storage_name == p.merge_group.upstream_repr
 
 
-def test_a_group_stock_would_merge_wrongly_gets_a_value_suffix_independent_of_other_groups():
+def test_groups_stock_would_merge_wrongly_get_value_suffixes_independent_of_other_groups():
     post = bst.LIF(N)
     a = _proj(bst, post, TAU * u.ms)
     b = _proj(bst, post, TAU_1 * u.ms)
-    assert b.merge_group.upstream_repr == a.merge_group.storage_name  # the same string on stock
-    assert b.merge_group.storage_name == f"{a.merge_group.storage_name} #{stable_digest(b.merge_group.key)}"
+    upstream = a.merge_group.upstream_repr
+    assert b.merge_group.upstream_repr == upstream  # the same string on stock
+    assert a.merge_group.storage_name == f"{upstream} #{stable_digest(a.merge_group.key)}"
+    assert b.merge_group.storage_name == f"{upstream} #{stable_digest(b.merge_group.key)}"
     # Built after another, unrelated group (a label), the name is the same: no construction counter.
     post2 = bst.LIF(N)
     _proj(bst, post2, TAU * u.ms, label="other")
@@ -65,8 +67,9 @@ def test_identity_parts_and_private_groups_are_numbered():
                           post=post, merge=False)
     d = bst.AlignPostProj(comm=brainstate.nn.Linear(3, 4), syn=bst.Expon.desc(4, tau=w1), out=bst.CUBA.desc(),
                           post=post)
-    base = a.merge_group.storage_name
-    assert (b.merge_group.storage_name, c.merge_group.storage_name) == (f"{base} #1", f"{base} #2")
+    base = a.merge_group.upstream_repr
+    names = [p.merge_group.storage_name for p in (a, b, c)]
+    assert names == [f"{base} #1", f"{base} #2", f"{base} #3"]  # construction order: no value text
     assert d.merge_group is a.merge_group  # the same state: identity
     assert all(isinstance(k, str) for k in post.before_updates)
 
@@ -118,3 +121,23 @@ def test_gradients_through_the_shared_synapse_are_stocks():
     for k in want:
         assert np.abs(want[k]).sum() > 0
         np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_groups_stock_would_merge_wrongly_have_the_same_names_in_any_construction_order():
+    names = []
+    for order in ((0, 1), (1, 0)):
+        post = bst.LIF(N)
+        projs = {i: _proj(bst, post, (TAU, TAU_1)[i] * u.ms) for i in order}
+        names.append([projs[i].merge_group.storage_name for i in (0, 1)])
+        assert all(" #" in name for name in names[-1])  # neither holds upstream's plain string
+    assert names[0] == names[1]
+
+
+def test_renaming_keeps_the_update_order():
+    post = bst.LIF(N)
+    a = _proj(bst, post, TAU * u.ms)
+    c = _proj(bst, post, 7. * u.ms)
+    b = _proj(bst, post, TAU_1 * u.ms)
+    assert list(post.before_updates.values()) == [a.merge_group, c.merge_group, b.merge_group]
+    assert [g.storage_name for g in post.before_updates.values()] == list(post.before_updates)
+    assert a.merge_group.upstream_reprs == [(a, a.merge_group.upstream_repr)]
