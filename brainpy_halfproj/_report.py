@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import brainpy as bp
 import numpy as np
 
+from ._compat import is_state_module
 from ._fused import FusedCall, fused_call_of
 from ._merge_key import MergeKey
 from ._registry import groups_of
@@ -284,7 +285,7 @@ def merge_report(model_or_post: Any) -> MergeReport:
     >>> print(report.groups[0].key_text)
     Expon(size=100, tau=5.0) -> CUBA()
     """
-    if not isinstance(model_or_post, bp.DynamicalSystem) and _is_state_module(model_or_post):
+    if not isinstance(model_or_post, bp.DynamicalSystem) and is_state_module(model_or_post):
         from ._state_report import collect
 
         return collect(model_or_post)
@@ -312,8 +313,3 @@ def merge_report(model_or_post: Any) -> MergeReport:
             infos.append(GroupInfo(node, group, group.key, key_text, members, size,
                                    size * max(len(members) - 1, 0), group.unmerged_reason, group.storage_name))
     return MergeReport(tuple(infos), tuple(fused), tuple(not_fused))
-
-
-def _is_state_module(obj: Any) -> bool:
-    """Whether ``obj`` is a brainstate module (a ``brainpy.state`` network), without importing brainstate."""
-    return any(c.__module__.startswith("brainstate.") and c.__name__ == "Module" for c in type(obj).__mro__)

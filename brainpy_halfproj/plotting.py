@@ -13,8 +13,9 @@ import brainpy as bp
 import numpy as np
 
 from . import _projections
+from ._compat import is_state_module
 from ._registry import state_size
-from ._report import _is_state_module, _num, group_by_post, merge_report
+from ._report import _num, group_by_post, merge_report
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -67,7 +68,7 @@ def _collect_state(model: Any) -> tuple[list, list, dict]:
 
 def _collect(model_or_post: Any) -> tuple[list, list, dict]:
     """``(posts, states, labels)`` in model order; ``labels`` maps node ids to display names."""
-    if _is_state_module(model_or_post) and not isinstance(model_or_post, bp.DynamicalSystem):
+    if is_state_module(model_or_post) and not isinstance(model_or_post, bp.DynamicalSystem):
         return _collect_state(model_or_post)
     classes = _align_post_classes()
     labels: dict[int, str] = {}  # node id -> attribute path from the model (first one found)
@@ -129,7 +130,7 @@ def _instance_text(obj: Any) -> str:
 
 
 def _proj_text(proj: Any) -> str:
-    if _is_state_module(proj):  # brainpy.state: ours subclass upstream's AlignPostProj
+    if is_state_module(proj):  # brainpy.state: ours subclass upstream's AlignPostProj
         ours = type(proj).__module__.startswith("brainpy_halfproj")
         return f"{type(proj).__name__}{'' if ours else ' (stock brainpy.state)'}"
     where = "" if isinstance(proj, _projections._AlignPostProjection) else " (bp.dyn)"
@@ -229,7 +230,7 @@ def plot_merge_diagram(model_or_post: Any, ax: Axes | None = None) -> Axes:
     >>> print(ax.get_title())
     2 projections -> 2 synapse states -> 1 post group
     """
-    if not isinstance(model_or_post, bp.DynamicalSystem) and not _is_state_module(model_or_post):
+    if not isinstance(model_or_post, bp.DynamicalSystem) and not is_state_module(model_or_post):
         raise TypeError(f"plot_merge_diagram: `model_or_post` must be a brainpy DynamicalSystem or a brainpy.state "
                         f"network (a network or a post group), but got a {type(model_or_post).__name__}.")
     posts, states, labels = _collect(model_or_post)

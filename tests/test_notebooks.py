@@ -101,7 +101,8 @@ def _skip_reason(nb) -> str | None:
 
     needed = nb.metadata.get("brainpy_halfproj", {}).get("requires_brainpy")
     if needed and BRAINPY_VERSION < _parse_version(needed):
-        return f"needs brainpy >= {needed} (its metadata says so); this is brainpy {'.'.join(map(str, BRAINPY_VERSION))}"
+        this = ".".join(map(str, BRAINPY_VERSION))
+        return f"needs brainpy >= {needed} (its metadata says so); this is brainpy {this}"
     return None
 
 

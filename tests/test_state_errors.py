@@ -43,9 +43,10 @@ TYPE_ERRORS = {
     "syn kind": (dict(syn="x", out=bst.CUBA()), r"`syn` must be a synapse descriptor such as brainpy\.state\.Expon"
                                                 r"\.desc\(4000, tau=5\. \* u\.ms\) .* but got str 'x'\."),
     "out kind": (dict(syn=bst.Expon(20), out=1.), r"`out` must be an output descriptor such as .* but got float 1\.0"),
-    "post": (dict(post=bp.dyn.LifRef(20)), r"`post` must be a brainpy\.state neuron group \(a brainpy\.state\.Dynamics "
-                                           r"such as brainpy\.state\.LIF\(4000\)\), but got a LifRef \(a bp\.dyn group: "
-                                           r"use brainpy_halfproj\.dyn's projections for it\)\."),
+    "post": (dict(post=bp.dyn.LifRef(20)),
+             r"`post` must be a brainpy\.state neuron group \(a brainpy\.state\.Dynamics such as "
+             r"brainpy\.state\.LIF\(4000\)\), but got a LifRef \(a bp\.dyn group: use brainpy_halfproj\.dyn's "
+             r"projections for it\)\."),
     "label": (dict(label=3), r"`label` must be a string or None, but got int 3; use the name of the input group"),
     "merge": (dict(merge=1), r"`merge` must be True or False, but got int 1\."),
     "delay comm": (dict(comm=lambda x: x, delay=1. * u.ms), r"`delay` needs a `comm` that says its input size"),
