@@ -39,7 +39,7 @@ import brainpy.math as bm
 import jax.numpy as jnp
 import numpy as np
 
-from ._compat import assign, is_argument_state
+from ._compat import assign, is_argument_state, is_state_module
 
 __all__ = ["CheckpointError", "FORMAT_VERSION", "state_dict", "load_state_dict", "save_checkpoint",
            "load_checkpoint"]
@@ -61,7 +61,8 @@ def _public_path(path: str) -> str:
 
 def _variables(model: bp.DynamicalSystem) -> dict[str, bm.Variable]:
     if not isinstance(model, bp.DynamicalSystem):
-        raise TypeError(f"`model` must be a brainpy DynamicalSystem, but got a {type(model).__name__}.")
+        raise TypeError(f"`model` must be a brainpy DynamicalSystem or a brainpy.state network, but got a "
+                        f"{type(model).__name__}.")
     seen: set[int] = set()
     out: dict[str, bm.Variable] = {}
     for path, var in model.vars(method="relative").items():
@@ -76,6 +77,9 @@ def _variables(model: bp.DynamicalSystem) -> dict[str, bm.Variable]:
 def state_dict(model: bp.DynamicalSystem) -> dict[str, np.ndarray]:
     """Copy of every state variable of ``model``, keyed by attribute path (key format 2).
 
+    ``model`` may be a ``brainpy.state`` network (brainpy >= 2.9); its paths are brainstate's
+    (``_state_checkpoint.py``).
+
     Examples
     --------
     >>> import brainpy as bp
@@ -84,17 +88,24 @@ def state_dict(model: bp.DynamicalSystem) -> dict[str, np.ndarray]:
     >>> sorted(bhp.state_dict(net))[:3]
     ['N.V', 'N.before_updates.halfproj_Expon_COBA_0.syn.g', 'N.before_updates.halfproj_Expon_COBA_1.syn.g']
     """
+    if is_state_module(model):
+        from . import _state_checkpoint
+
+        return _state_checkpoint.state_dict(model)
     return {path: np.array(var.value) for path, var in _variables(model).items()}
 
 
 def load_state_dict(model: bp.DynamicalSystem, state: Mapping[str, np.ndarray]) -> None:
     """Write ``state`` (from :func:`state_dict`) into ``model``'s variables.
 
+    A ``brainpy.state`` network also takes the state dict of a stock brainpy.state network
+    of the same code, where the plugin's merge groups are stock's (see ``_state_checkpoint.py``).
+
     Raises
     ------
     CheckpointError
-        If a key is missing or unexpected, or a shape or dtype differs. Nothing is
-        written in that case.
+        If a key is missing or unexpected, or a shape or dtype differs, or (brainpy.state) a
+        stock checkpoint's group is not one of this network's. Nothing is written in that case.
 
     Examples
     --------
@@ -104,6 +115,10 @@ def load_state_dict(model: bp.DynamicalSystem, state: Mapping[str, np.ndarray]) 
     >>> bool((b.N.V.value == a.N.V.value).all())
     True
     """
+    if is_state_module(model):
+        from . import _state_checkpoint
+
+        return _state_checkpoint.load_state_dict(model, state)
     variables = _variables(model)
     missing = sorted(set(variables) - set(state))
     unexpected = sorted(set(state) - set(variables))

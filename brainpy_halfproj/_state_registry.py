@@ -15,24 +15,27 @@ The storage key
 ---------------
 The node must be stored under a ``str`` (brainstate sorts the keys of a state's path; other
 types make ``states()`` fail), and that string is part of every state path
-(``('E', 'post', '_before_updates', <key>, 'syn', 'g')``), so of every checkpoint. The choice:
+(``('E', 'post', '_before_updates', <key>, 'syn', 'g')``), so of every checkpoint. A group's
+name is a function of its value and its members' strings, never of construction order:
 
-* **upstream's own string** (``get_post_repr(label, syn, out)`` of the group's first member,
-  ``f'{label}{syn.identifier} // {out.identifier}'``) when no other group of the post has
-  that string. Where stock brainpy.state forms the same group (its members all have this
-  string, and no member of another group has it), the state paths are stock's, so a
-  checkpoint saved from a stock network loads as it is.
-* ``f'{upstream string} #{digest}'`` for *every* group of a set that shares one upstream
-  string but differs by value (a merge stock would have made wrongly): ``digest`` is 12 hex
-  digits of a hash of the group's key (:func:`~brainpy_halfproj._merge_key.stable_digest`),
-  the same in every process. When a second such group arrives, the first one is renamed
-  (its entry keeps its place, so the update order is unchanged). So the name depends on the
-  group's value only, never on construction order: a network built with its projections in
-  another order has the same state paths.
-* ``f'{upstream string} #{i}'``, ``i`` the smallest free number, only where the key holds a
-  part compared by identity (a state, a function) and so has no process-independent text,
-  or where there is no key (a private group: ``merge=False``, or a key that could not be
-  built). These names follow construction order.
+* **upstream's own string** (``get_post_repr(label, syn, out)``,
+  ``f'{label}{syn.identifier} // {out.identifier}'``) when the group is one stock
+  brainpy.state forms too: its members all have this string and no member of another group
+  has it. Then the state paths are stock's, and a checkpoint saved from a stock network
+  loads as it is. (Where members have several strings, a merge stock misses, the smallest
+  of them is the base of the name.)
+* ``f'{base} #{digest}'`` for every group that shares a string with another group of the
+  post although they differ by value (a merge stock would have made wrongly): ``digest``
+  is 12 hex digits of a hash of the group's key
+  (:func:`~brainpy_halfproj._merge_key.stable_digest`), the same in every process.
+* ``f'{base} #{i}'``, ``i`` a number given once in construction order, only where such a
+  group's key holds a part compared by identity (a state, a function), which has no
+  process-independent text, or where there is no key (a private group: ``merge=False``, or
+  a key that could not be built).
+
+A new member can change names (a second group with the same string turns the first one's
+name into its suffixed form): after each join, every group is stored under its name again,
+each entry in its place, so the update order stays upstream's.
 
 Caveat: a *stock* ``AlignPostProj`` onto the same post whose string equals a group's storage
 key joins that group, by upstream's own logic. Migrate all projections onto a post together;
@@ -91,16 +94,17 @@ class StateMergeGroup(brainstate.nn.Module):
     ...                       out=bst.CUBA.desc(), post=post)
     >>> a.merge_group is b.merge_group, len(a.merge_group.projections)
     (True, 2)
-    >>> a.merge_group.storage_name == a.merge_group.upstream_repr
+    >>> post.get_before_update(a.merge_group.storage_name) is a.merge_group
     True
     """
 
-    graph_invisible_attrs = ("key", "unmerged_reason", "storage_name", "upstream_repr", "_members")
+    graph_invisible_attrs = ("key", "unmerged_reason", "storage_name", "upstream_repr", "_members", "_number")
     key: MergeKey | None = None
     unmerged_reason: str | None = None
     storage_name: str | None = None
     upstream_repr: str | None = None
     _members: Any = ()  # a copy made by brainstate's graph operations has no members
+    _number: int | None = None
 
     def __init__(self, key: MergeKey | None, syn: Any, out: Any, storage_name: str, upstream: str,
                  unmerged_reason: str | None = None):
@@ -152,34 +156,48 @@ def upstream_repr(label: str | None, syn: Any, out: Any) -> str:
     return get_post_repr(label, syn, out)
 
 
-def _storage_name(post: Any, upstream: str, key: MergeKey | None) -> str:
-    """The name of a new group (see the module docstring); renames a plugin group that holds ``upstream``."""
-    same_string = [g for g in groups_of(post) if g.upstream_repr == upstream]
-    if not same_string and not post.has_before_update(upstream):
-        return upstream
-    for group in same_string:  # equal by string, not by value: every such group gets its value's name
-        if group.storage_name == upstream:
-            _rename(post, group, _suffixed(post, upstream, group.key))
-    return _suffixed(post, upstream, key)
+def _strings(group: StateMergeGroup) -> set[str]:
+    """The upstream strings of all members the group ever had (dead ones too: names must not change)."""
+    return {text for _, text in group._members} or {group.upstream_repr or ""}
 
 
-def _suffixed(post: Any, upstream: str, key: MergeKey | None) -> str:
-    digest = None if key is None else stable_digest(key)
-    if digest is not None and not post.has_before_update(f"{upstream} #{digest}"):
-        return f"{upstream} #{digest}"
-    i = 1
-    while post.has_before_update(f"{upstream} #{i}"):
-        i += 1
-    return f"{upstream} #{i}"
+def _names(post: Any) -> dict[int, str]:
+    """``{id(group): storage name}`` for every plugin group of ``post`` (the rules of the module docstring)."""
+    groups = list(groups_of(post))
+    foreign = {k for k, node in (post.before_updates or {}).items() if not isinstance(node, StateMergeGroup)}
+    names: dict[int, str] = {}
+    for group in groups:
+        strings = _strings(group)
+        base = min(strings)
+        shared = any(other is not group and strings & _strings(other) for other in groups)
+        if not shared and base not in foreign:
+            names[id(group)] = base
+            continue
+        digest = None if group.key is None else stable_digest(group.key)
+        if digest is not None:
+            names[id(group)] = f"{base} #{digest}"
+            continue
+        if group._number is None:  # identity parts or no key: numbered once, in construction order
+            taken = {g._number for g in groups if g._number is not None and min(_strings(g)) == base}
+            group._number = next(i for i in range(1, len(groups) + 2) if i not in taken)
+        names[id(group)] = f"{base} #{group._number}"
+    return names
 
 
-def _rename(post: Any, group: StateMergeGroup, name: str) -> None:
-    """Store ``group`` under ``name`` instead, in the same place of ``post.before_updates`` (same update order)."""
+def _rename_all(post: Any) -> None:
+    """Store every plugin group of ``post`` under its name, each in its place (the update order stays)."""
+    names = _names(post)
     entries = post.before_updates
-    items = [(name if node is group else k, node) for k, node in entries.items()]
+    items = [(names.get(id(node), k), node) for k, node in entries.items()]
+    if [k for k, _ in items] == list(entries):
+        return
+    if len({k for k, _ in items}) != len(items):  # pragma: no cover - digests of different keys collide
+        raise RuntimeError(f"brainpy_halfproj: two merge groups of one post group got the same name: {names}")
     entries.clear()
     entries.update(items)
-    group.storage_name = name
+    for node in entries.values():
+        if isinstance(node, StateMergeGroup):
+            node.storage_name = names[id(node)]
 
 
 def join(proj: Any, post: Any, key: MergeKey | None, build: Callable[[], tuple[Any, Any]], label: str | None,
@@ -189,7 +207,8 @@ def join(proj: Any, post: Any, key: MergeKey | None, build: Callable[[], tuple[A
 
     ``build()`` makes the synapse and output of a new group; ``check(syn, out)`` may reject
     them before anything is registered on ``post``. A ``key`` of ``None`` always creates a
-    private group. ``upstream`` is the member's string in stock brainpy.state.
+    private group. ``upstream`` is the member's string in stock brainpy.state. Afterwards
+    every group of ``post`` is stored under its name (a new member may change names).
     """
     group = None
     if key is not None:
@@ -197,10 +216,13 @@ def join(proj: Any, post: Any, key: MergeKey | None, build: Callable[[], tuple[A
     if group is None:
         syn, out = build()
         check(syn, out)
-        name = _storage_name(post, upstream, key)
-        group = StateMergeGroup(key, syn, out, name, upstream, unmerged_reason)
+        provisional = upstream
+        while post.has_before_update(provisional):
+            provisional += " #new"
+        group = StateMergeGroup(key, syn, out, provisional, upstream, unmerged_reason)
         # Upstream's registrations, in upstream's order: identical update order and state paths.
         post.add_current_input(proj.name, out, label=label)
-        post.add_before_update(name, group)
+        post.add_before_update(provisional, group)
     group._members.append((weakref.ref(proj), upstream))
+    _rename_all(post)
     return group

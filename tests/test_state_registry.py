@@ -141,3 +141,16 @@ def test_renaming_keeps_the_update_order():
     assert list(post.before_updates.values()) == [a.merge_group, c.merge_group, b.merge_group]
     assert [g.storage_name for g in post.before_updates.values()] == list(post.before_updates)
     assert a.merge_group.upstream_reprs == [(a, a.merge_group.upstream_repr)]
+
+
+def test_a_group_stock_splits_is_named_the_same_in_any_construction_order():
+    # C and D are equal by value, not by string: one group, named by the smaller string whatever came first.
+    names = []
+    for taus in ((10. * u.ms, 0.01 * u.second), (0.01 * u.second, 10. * u.ms)):
+        post = bst.LIF(N)
+        projs = [_proj(bst, post, tau) for tau in taus]
+        group = projs[0].merge_group
+        assert projs[1].merge_group is group
+        names.append(group.storage_name)
+        assert group.storage_name == min(text for _, text in group.upstream_reprs)
+    assert names[0] == names[1]
