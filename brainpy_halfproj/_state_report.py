@@ -256,6 +256,8 @@ def _instance_spec(obj: Any) -> tuple:
     for name, value in sorted(vars(obj).items()):
         if name in _NOT_PARAMETERS or name in getattr(obj, "graph_invisible_attrs", ()):
             continue
+        if isinstance(value, brainstate.State) and not isinstance(value, brainstate.ParamState):
+            continue  # the dynamics' own state (g, x, ...), made by init_state: not a parameter
         if isinstance(value, brainstate.nn.Module):
             items.append((name, _instance_spec(value)))
         else:

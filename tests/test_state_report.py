@@ -110,6 +110,13 @@ def test_after_the_fact_missed_merges_are_found_and_merged_groups_are_unchecked(
     assert "UNCHECKED: " in str(report) and "MISSED MERGE: " in str(report)
 
 
+def test_after_the_fact_missed_merges_are_found_after_init_too():
+    net = Pair(stock, (expon(tau=5. * u.ms), cuba), (expon(tau=0.005 * u.second), cuba))
+    with brainstate.environ.context(dt=0.1 * u.ms):
+        brainstate.nn.init_all_states(net)
+    assert [f.kind for f in bhp.merge_report(net).findings] == ["missed merge"]
+
+
 def test_after_the_fact_a_correct_stock_network_has_no_findings():
     report = bhp.merge_report(EINet(stock, n=400))
     assert report.findings == () and [len(g.projections) for g in report.groups] == [1, 1]
