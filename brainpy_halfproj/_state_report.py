@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import threading
 import weakref
 from collections.abc import Iterator
@@ -36,7 +37,17 @@ import brainunit as u
 import numpy as np
 from brainpy.state import projection as _upstream
 
-from ._merge_key import MergeKey, UnkeyableError, _canonical, _fmt, _si, bound_arguments, merge_key
+from ._merge_key import (
+    MergeKey,
+    UnkeyableError,
+    _canonical,
+    _canonical_argument,
+    _equals_default,
+    _fmt,
+    _si,
+    bound_arguments,
+    merge_key,
+)
 from ._report import Finding, GroupInfo, MergeReport, group_by_post
 from ._state_registry import StateMergeGroup, state_size
 
@@ -266,16 +277,22 @@ def _instance_spec(obj: Any) -> tuple:
 
 
 def _instance_text(entry: Any, label: str | None) -> str:
-    """``Expon(in_size=(4000,), tau=5.0 ms) -> COBA(E=0.0 mV)``: a stock group's built parameters."""
+    """``Expon(in_size=4000, tau=5.0 ms) -> COBA(E=0.0 mV)``: a stock group's built parameters, defaults left out."""
     def text(obj: Any) -> str:
+        parameters = inspect.signature(type(obj).__init__).parameters
         shown = []
-        for name, value in sorted(vars(obj).items()):
-            if name in _NOT_PARAMETERS or value is None or isinstance(value, (brainstate.nn.Module, brainstate.State)):
+        for attr, value in sorted(vars(obj).items()):
+            name = attr.lstrip("_")
+            if attr in _NOT_PARAMETERS or value is None or isinstance(value, (brainstate.nn.Module, brainstate.State)):
                 continue
             try:
-                shown.append(f"{name.lstrip('_')}={_fmt(_canonical(value, name))}")
+                canonical = _canonical_argument(name, value, name)
             except UnkeyableError:
-                shown.append(f"{name.lstrip('_')}=<{type(value).__name__}>")
+                shown.append(f"{name}=<{type(value).__name__}>")
+                continue
+            if name in parameters and _equals_default(parameters[name].default, canonical, name):
+                continue
+            shown.append(f"{name}={_fmt(canonical)}")
         return f"{type(obj).__name__}({', '.join(shown)})"
 
     return f"{text(entry.syn)} -> {text(entry.out)}" + ("" if label is None else f", label={label!r}")

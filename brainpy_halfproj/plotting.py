@@ -276,7 +276,8 @@ def plot_merge_diagram(model_or_post: Any, ax: Axes | None = None) -> Axes:
     for s in states:
         shared = len(s.projections) > 1
         note = f"shared by {len(s.projections)}" if shared else "1 projection"
-        state_box = box(y_state[id(s.syn)], f"{_wrap(s.label)}\nstate: {s.size} elements, {note}",
+        size = f"state: {s.size} elements" if s.size else "state not initialised"
+        state_box = box(y_state[id(s.syn)], f"{_wrap(s.label)}\n{size}, {note}",
                         _COLORS["shared" if shared else "single"])
         columns[1].append(state_box)
         arrow(state_box, post_boxes[id(s.post)])
