@@ -129,7 +129,7 @@ def test_non_str_registry_keys_break_states_so_the_plugin_uses_str():
 
 
 W = jnp.linspace(0.1, 1., 200).reshape(20, 10) * u.nS
-SPIKES = (np.random.default_rng(0).random((30, 20)) < 0.3).astype(np.float32)
+SPIKES = (np.random.default_rng(0).random((20, 20)) < 0.3).astype(np.float32)
 
 
 def _comm():
