@@ -1,6 +1,7 @@
 """brainpy-halfproj: align-post projections for BrainPy with a value-keyed merging registry.
 
-Use :mod:`brainpy_halfproj.dyn` as a drop-in for ``brainpy.dyn``; see the README.
+Use :mod:`brainpy_halfproj.dyn` as a drop-in for ``brainpy.dyn``, and (brainpy >= 2.9)
+:mod:`brainpy_halfproj.state` for ``brainpy.state``; see the README.
 """
 from importlib.metadata import version as _version
 
@@ -43,6 +44,7 @@ from ._projections import FullProjAlignPostMg as FullProjAlignPostMg
 from ._projections import HalfProjAlignPost as HalfProjAlignPost
 from ._projections import HalfProjAlignPostMg as HalfProjAlignPostMg
 from ._registry import MergeGroup as MergeGroup
+from ._report import Finding as Finding
 from ._report import FusedInfo as FusedInfo
 from ._report import GroupInfo as GroupInfo
 from ._report import MergeReport as MergeReport

@@ -88,7 +88,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _paths
-from ._compat import assign
+from ._compat import assign, is_state_module
 
 __all__ = ["CheckpointError", "FORMAT_VERSION", "GroupRecord", "ModelState", "FRONTS", "model_state", "state_dict",
            "load_state_dict", "save_checkpoint", "load_checkpoint"]
@@ -187,6 +187,11 @@ class ModelState:
     """How messages name the model."""
     assign: Callable[[Any, Any], None] = assign
     """How to write a value into one of ``variables``."""
+    read: Callable[[Any], np.ndarray] = lambda var: np.array(var.value)
+    """How to read one of ``variables`` as a NumPy array (a copy)."""
+    unversioned: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    """How to read a mapping without ``'__format__'``: ``None`` for this plugin's format 1
+    (``bp.dyn``); the ``brainpy.state`` front reads stock brainpy.state's layout there."""
 
 
 # ----------------------------------------------------------------------------- the bp.dyn front
@@ -251,7 +256,16 @@ def dyn_model_state(model: Any) -> ModelState | None:
 
 #: The fronts, tried in order: each returns the :class:`ModelState` of a model of its API, or
 #: ``None`` for a model it does not know.
-FRONTS: list[Callable[[Any], ModelState | None]] = [dyn_model_state]
+def _state_front(model: Any) -> ModelState | None:
+    """The ``brainpy.state`` front (brainpy >= 2.9): see ``_state_checkpoint.py``."""
+    if not is_state_module(model):
+        return None
+    from . import _state_checkpoint
+
+    return _state_checkpoint.model_state(model)
+
+
+FRONTS: list[Callable[[Any], ModelState | None]] = [dyn_model_state, _state_front]
 
 
 def model_state(model: Any) -> ModelState:
@@ -266,7 +280,8 @@ def model_state(model: Any) -> ModelState:
         state = front(model)
         if state is not None:
             return state
-    raise TypeError(f"`model` must be a brainpy DynamicalSystem, but got a {type(model).__name__}.")
+    raise TypeError(f"`model` must be a brainpy DynamicalSystem or a brainpy.state network, but got a "
+                    f"{type(model).__name__}.")
 
 
 # ----------------------------------------------------------------------------- state dicts
@@ -275,7 +290,7 @@ def model_state(model: Any) -> ModelState:
 def _values(state: ModelState) -> dict[str, Any]:
     records = json.dumps([g.to_json() for g in state.groups], sort_keys=True)
     return {_FORMAT_KEY: np.array(FORMAT_VERSION), _GROUPS_KEY: np.array(records),
-            **{path: np.array(var.value) for path, var in state.variables.items()}}
+            **{path: state.read(var) for path, var in state.variables.items()}}
 
 
 def state_dict(model: bp.DynamicalSystem) -> dict[str, np.ndarray]:
@@ -288,7 +303,7 @@ def state_dict(model: bp.DynamicalSystem) -> dict[str, np.ndarray]:
     Raises
     ------
     TypeError
-        If ``model`` is not a brainpy ``DynamicalSystem``.
+        If ``model`` is neither a brainpy ``DynamicalSystem`` nor a ``brainpy.state`` network.
 
     Examples
     --------
@@ -348,7 +363,9 @@ def _restore(model: ModelState, state: Mapping[str, Any], source: str, trust_ord
     arrays = {k: v for k, v in state.items() if k not in _META}
     if version == 1:  # brainpy-halfproj 0.1.0: brainpy's private names
         arrays = {_paths.public_path(k): v for k, v in arrays.items()}
-    if records is None:
+    if records is None and model.unversioned is not None:  # another front's own layout
+        arrays, renames = model.unversioned(arrays), {}
+    elif records is None:
         renames = _legacy_renames(model, arrays, version, source, trust_order)
     else:
         renames = _matched_renames(model, records, source)
@@ -366,7 +383,7 @@ def _restore(model: ModelState, state: Mapping[str, Any], source: str, trust_ord
             f"Build the model with the same code (same structure and sizes) as the one saved."
         )
     for path, var in model.variables.items():
-        _check_entry(path, translated[path], np.asarray(var.value), source)
+        _check_entry(path, translated[path], model.read(var), source)
     for path, var in model.variables.items():
         model.assign(var, jnp.asarray(translated[path]))
 
@@ -502,7 +519,7 @@ def save_checkpoint(model: bp.DynamicalSystem, path: str | os.PathLike) -> None:
     Raises
     ------
     TypeError
-        If ``model`` is not a brainpy ``DynamicalSystem``.
+        If ``model`` is neither a brainpy ``DynamicalSystem`` nor a ``brainpy.state`` network.
     IsADirectoryError
         If ``path`` is a directory.
     PermissionError

@@ -31,6 +31,7 @@ __all__ = [
     "argument_state",
     "is_argument_state",
     "State",
+    "is_state_module",
 ]
 
 
@@ -132,3 +133,12 @@ def is_argument_state(var: Any) -> bool:
 
 class _ArgumentVariable(bm.Variable):
     """brainpy 2.5: a variable that holds a constant of the model, not its state."""
+
+
+def is_state_module(obj: Any) -> bool:
+    """Whether ``obj`` is a brainstate module (a ``brainpy.state`` network or group), without importing brainstate.
+
+    ``bp.dyn`` objects are not brainstate modules on any line (brainpy's ``DynamicalSystem``
+    only mixes in brainstate's ``Mixin`` on 2.8/2.9).
+    """
+    return any(c.__name__ == "Module" and c.__module__.startswith("brainstate.") for c in type(obj).__mro__)

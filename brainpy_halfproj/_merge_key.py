@@ -24,14 +24,32 @@ value                                       compared by
 ``bool``                                    value (``True`` is not ``1``)
 ``int``, ``float``, numpy scalars           numeric value (``5 == 5.0``)
 ``str``, ``None``                           value
+a size (``size``, ``in_size``)              its shape: ``N``, ``(N,)`` and ``[N]`` alike
 ``tuple``, ``list``, ``dict``               type and canonical items
 numpy / jax arrays, ``bm.Array``            shape, dtype and SHA-256 of the bytes
 ``bm.Variable`` (``bm.TrainVar``, ...)      identity: trainable state is never shared
-``bp.init.Initializer``                     type and canonical attributes
+brainstate ``State``, ``ParamState``        identity (the same rule, on brainpy.state)
+brainunit ``Quantity``                      dimension and value in SI units: ``5 ms``
+                                            equals ``0.005 s`` and ``5. ms``, never ``5 mV``;
+                                            a Quantity array by dimension, shape, dtype
+                                            and SHA-256 of its SI values (float64)
+brainunit ``Unit`` (``u.volt``)             dimension and SI factor
+``bp.init.Initializer``, braintools and     type and canonical attributes
+brainstate initialisers
 ``bm.Mode``, ``bm.Scaling``                 type and canonical attributes
 a nested descriptor                         its own canonical spec
 functions, classes, other callables         identity
 ==========================================  =====================================
+
+The same key serves both fronts: ``brainpy_halfproj.dyn`` (``bp.dyn`` descriptors) and
+``brainpy_halfproj.state`` (``brainpy.state`` descriptors, brainpy >= 2.9). The brainstate,
+brainunit and braintools types are looked up lazily and only where installed, so this module
+imports on every brainpy line.
+
+A Quantity's SI value is its mantissa times the unit's power of ten, rounded once (a division
+for negative powers): exactly equal values written in different units give the same float64.
+Two float64 values so close that they round to the same SI float64 (a relative difference
+below about 1e-16) compare equal; float32 and integer values never collide this way.
 
 Anything else cannot be put into canonical form; :func:`merge_key` then raises
 :class:`UnkeyableError` and the projection gets a private synapse state (it
@@ -41,10 +59,11 @@ happen; a missed merge is only a missed saving.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import numbers
-from typing import Any
+from typing import Any, NamedTuple
 
 import brainpy as bp
 import brainpy.math as bm
@@ -101,6 +120,24 @@ class _ArrayValue:
 
     def __repr__(self) -> str:
         return f"array(shape={self.shape}, dtype={self.dtype}, sha256={self.sha256[:12]})"
+
+
+@dataclasses.dataclass(frozen=True)
+class _QuantityValue:
+    """A brainunit Quantity (or Unit) compared by dimension and SI value.
+
+    ``value`` is the SI value (a float, or an :class:`_ArrayValue` whose hash is over the
+    float64 SI values and whose dtype is the original one); ``text`` is how the first one
+    seen was written, for display only.
+    """
+
+    kind: str  # "quantity" or "unit": a Unit is not a Quantity of one unit
+    dim: Any
+    value: Any
+    text: str = dataclasses.field(compare=False)
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,8 +271,14 @@ def _canonical(value: Any, path: str) -> Any:
             return float(value)
         if isinstance(value, numbers.Complex):
             return complex(value)
-    if isinstance(value, bm.Variable):  # before bm.Array: Variable subclasses it
+    host = _host_types()
+    if isinstance(value, (bm.Variable, *host.state)):  # before bm.Array: Variable subclasses it
         return _ById(value)
+    if host.quantity and isinstance(value, host.quantity):
+        return _quantity_value(value, path)
+    if host.unit and isinstance(value, host.unit):
+        unit: Any = value
+        return _QuantityValue("unit", unit.dim, _si(1.0, unit), str(unit))
     if isinstance(value, (bm.Array, np.ndarray)) or _is_jax_array(value):
         try:
             return _array_value(np.asarray(value))
@@ -253,14 +296,14 @@ def _canonical(value: Any, path: str) -> Any:
         return ("dict", tuple((k, _canonical(v, f"{path}[{k!r}]")) for k, v in items))
     if isinstance(value, ParamDescriber):
         return describe(value, path)
-    if isinstance(value, (bp.init.Initializer, bm.Mode, bm.Scaling)):
+    if isinstance(value, (bp.init.Initializer, bm.Mode, bm.Scaling, *host.initializer)):
         return _object_value(value, path)
     if callable(value):  # functions, classes, surrogate objects, ...
         return _ById(value)
     raise UnkeyableError(
         f"{path} has type {type(value).__module__}.{type(value).__qualname__}, which has no canonical "
-        "form (supported: numbers, strings, None, arrays, bm.Variable, initializers, modes, "
-        "tuples/lists/dicts of these, descriptors and callables)"
+        "form (supported: numbers, strings, None, arrays, Quantities and units, bm.Variable and "
+        "brainstate states, initializers, modes, tuples/lists/dicts of these, descriptors and callables)"
     )
 
 
@@ -268,6 +311,64 @@ def _is_jax_array(value: Any) -> bool:
     import jax
 
     return isinstance(value, jax.Array)
+
+
+class _HostTypes(NamedTuple):
+    """Types of brainunit, brainstate and braintools that the key knows; empty where not installed."""
+
+    quantity: tuple[type, ...]
+    unit: tuple[type, ...]
+    state: tuple[type, ...]
+    initializer: tuple[type, ...]
+
+
+@functools.cache
+def _host_types() -> _HostTypes:
+    # Looked up on first use, not at import: brainpy 2.5 has none of these packages, 2.8 older ones.
+    def find(module: str, *names: str) -> tuple[type, ...]:
+        try:
+            mod = __import__(module, fromlist=["_"])
+        except ImportError:
+            return ()
+        found = (getattr(mod, name, None) for name in names)
+        return tuple(t for t in found if isinstance(t, type))
+
+    return _HostTypes(
+        quantity=find("brainunit", "Quantity"),
+        unit=find("brainunit", "Unit"),
+        state=find("brainstate", "State"),
+        initializer=find("braintools.init", "Initialization", "Initializer") + find("brainstate.nn", "Initializer"),
+    )
+
+
+def _si(mantissa: Any, unit: Any) -> Any:
+    """``mantissa`` (a number or a float64/complex128 array) in SI units, rounded once where possible."""
+    scale, base, factor = int(unit.scale), float(unit.base), float(unit.factor)
+    if base == 10.0 and abs(scale) <= 22:  # 10**k is exact in float64 up to k = 22
+        power = 10.0 ** abs(scale)
+        value = mantissa / power if scale < 0 else mantissa * power
+    else:
+        value = mantissa * base ** scale
+    return value if factor == 1.0 else value * factor
+
+
+def _quantity_value(q: Any, path: str) -> _QuantityValue:
+    mantissa, unit = q.mantissa, q.unit
+    if isinstance(mantissa, numbers.Number) and not isinstance(mantissa, (bool, np.bool_)):
+        number = mantissa.item() if isinstance(mantissa, np.generic) else mantissa
+        if isinstance(number, numbers.Integral):
+            number = float(number)
+        return _QuantityValue("quantity", q.dim, _si(number, unit), f"{mantissa!r} {unit}")
+    try:
+        arr = np.asarray(mantissa)
+    except Exception as err:  # e.g. a jax tracer while building inside jit
+        raise UnkeyableError(
+            f"{path} is a Quantity whose values are not known here ({type(mantissa).__name__}: {err})"
+        ) from None
+    wide = np.complex128 if arr.dtype.kind == "c" else np.float64
+    si = np.ascontiguousarray(_si(arr.astype(wide), unit))
+    value = _ArrayValue(tuple(int(s) for s in arr.shape), str(arr.dtype), hashlib.sha256(si.tobytes()).hexdigest())
+    return _QuantityValue("quantity", q.dim, value, f"{value!r} {unit}")
 
 
 def describe(desc: Any, path: str = "desc") -> DescriptorSpec:
@@ -292,6 +393,32 @@ def describe(desc: Any, path: str = "desc") -> DescriptorSpec:
     """
     cls = desc.cls
     signature = inspect.signature(cls.__init__)
+    raw = bound_arguments(desc, path)
+    arguments = tuple((name, _canonical_argument(name, value, f"{path}.{name}")) for name, value in raw.items())
+    at_default = frozenset(name for name, value in arguments
+                           if _equals_default(signature.parameters[name].default, value, name))
+    return DescriptorSpec(cls, arguments, at_default)
+
+
+#: Parameters that both brainpy fronts turn into a shape (``N`` -> ``(N,)``) before using them.
+_SIZE_PARAMETERS = ("size", "in_size")
+
+
+def _canonical_argument(name: str, value: Any, path: str) -> Any:
+    if name in _SIZE_PARAMETERS and isinstance(value, (tuple, list)) and value and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in value):
+        shape = tuple(int(v) for v in value)
+        return shape[0] if len(shape) == 1 else ("tuple", shape)
+    return _canonical(value, path)
+
+
+def bound_arguments(desc: Any, path: str = "desc") -> dict[str, Any]:
+    """``{name: value}`` of a descriptor's arguments bound to its class signature, defaults filled in.
+
+    The raw values (not their canonical forms), in signature order, without ``self``.
+    """
+    cls = desc.cls
+    signature = inspect.signature(cls.__init__)
     try:
         bound = signature.bind(None, *desc.args, **desc.kwargs)
     except TypeError as err:
@@ -300,11 +427,7 @@ def describe(desc: Any, path: str = "desc") -> DescriptorSpec:
             f"Check the arguments against {cls.__name__}{signature}."
         ) from None
     bound.apply_defaults()
-    names = list(bound.arguments)[1:]  # drop ``self``
-    arguments = tuple((name, _canonical(bound.arguments[name], f"{path}.{name}")) for name in names)
-    at_default = frozenset(name for name, value in arguments
-                           if _equals_default(signature.parameters[name].default, value, name))
-    return DescriptorSpec(cls, arguments, at_default)
+    return {name: bound.arguments[name] for name in list(bound.arguments)[1:]}  # drop ``self``
 
 
 def _equals_default(default: Any, value: Any, name: str) -> bool:
@@ -312,7 +435,7 @@ def _equals_default(default: Any, value: Any, name: str) -> bool:
     if default is inspect.Parameter.empty:
         return False
     try:
-        return bool(_canonical(default, name) == value)
+        return bool(_canonical_argument(name, default, name) == value)
     except UnkeyableError:  # a default with no canonical form: show the argument
         return False
 
@@ -329,7 +452,9 @@ def merge_key(post: Any, syn: Any, out: Any, out_label: str | None = None, mode:
     out_label
         The projection's ``out_label``.
     mode
-        The computing mode the synapse is built in (``None``: brainpy's default mode).
+        The computing mode the synapse is built in (``None``: brainpy's default mode for a
+        ``bp.dyn`` post group; a ``brainpy.state`` post group has no mode, and the key's mode
+        stays ``None``).
 
     Returns
     -------
@@ -351,11 +476,54 @@ def merge_key(post: Any, syn: Any, out: Any, out_label: str | None = None, mode:
     >>> key == merge_key(post, bp.dyn.Expon.desc(4, tau=5.), bp.dyn.CUBA.desc(), out_label='I')
     False
     """
-    effective_mode = bm.get_mode() if mode is None else mode
+    if mode is None and isinstance(post, bp.DynamicalSystem):
+        mode = bm.get_mode()
     return MergeKey(
         post=_ById(post),
         out_label=out_label,
         syn=describe(syn, "syn"),
         out=describe(out, "out"),
-        mode=_canonical(effective_mode, "mode"),
+        mode=_canonical(mode, "mode"),
     )
+
+
+def stable_digest(key: MergeKey) -> str | None:
+    """A short hash of ``key``'s value that is the same in every process, or ``None``.
+
+    It covers the label, both descriptors and the mode, not the post group (the digest
+    names a group *on* its post). ``None`` when a part is compared by identity (a state, a
+    function): such a part has no text that another process would reproduce.
+    """
+    parts = [_stable_text(key.out_label), _stable_text(key.syn), _stable_text(key.out), _stable_text(key.mode)]
+    if any(p is None for p in parts):
+        return None
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:12]  # type: ignore[arg-type]
+
+
+def _stable_text(value: Any) -> str | None:
+    """Text of a canonical value that is equal exactly when the values are, or ``None`` (identity parts)."""
+    if isinstance(value, _ById):
+        return None
+    if isinstance(value, DescriptorSpec):
+        inner = [_stable_text(v) for _, v in value.arguments]
+        if any(t is None for t in inner):
+            return None
+        names = (n for n, _ in value.arguments)
+        return f"{value.cls.__module__}.{value.cls.__qualname__}(" + ",".join(
+            f"{n}={t}" for n, t in zip(names, inner, strict=True)) + ")"
+    if isinstance(value, _ObjectValue):
+        inner = [_stable_text(v) for _, v in value.attrs]
+        if any(t is None for t in inner):
+            return None
+        names = (n for n, _ in value.attrs)
+        return f"{value.type.__module__}.{value.type.__qualname__}(" + ",".join(
+            f"{n}={t}" for n, t in zip(names, inner, strict=True)) + ")"
+    if isinstance(value, _QuantityValue):
+        inner_value = _stable_text(value.value)
+        return None if inner_value is None else f"{value.kind}[{value.dim}]({inner_value})"
+    if isinstance(value, _ArrayValue):
+        return f"array({value.shape},{value.dtype},{value.sha256})"
+    if isinstance(value, tuple):
+        inner = [_stable_text(v) for v in value]
+        return None if any(t is None for t in inner) else "(" + ",".join(inner) + ")"  # type: ignore[arg-type]
+    return repr(value)  # None, str, bool, int, float, complex

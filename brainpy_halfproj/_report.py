@@ -1,4 +1,9 @@
-"""``merge_report``: what the merging registry did, in text and in HTML."""
+"""``merge_report``: what the merging registry did, in text and in HTML.
+
+One report for both fronts: :func:`merge_report` collects the groups of a ``bp.dyn`` model
+here, and those of a ``brainpy.state`` network in ``_state_report.py`` (which also audits
+stock brainpy.state's own merges); both fill the same :class:`MergeReport`.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -7,12 +12,14 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import brainpy as bp
+import numpy as np
 
+from ._compat import is_state_module
 from ._fused import FusedCall, fused_call_of
 from ._merge_key import MergeKey
-from ._registry import MergeGroup, groups_of
+from ._registry import groups_of
 
-__all__ = ["merge_report", "MergeReport", "GroupInfo", "FusedInfo"]
+__all__ = ["merge_report", "MergeReport", "GroupInfo", "FusedInfo", "Finding"]
 
 T = TypeVar("T")
 
@@ -53,6 +60,12 @@ class GroupInfo:
         State elements merging saved: ``state_size * (len(projections) - 1)``.
     unmerged_reason
         Why the group is private, or ``None``.
+    storage_name
+        The group's key in ``post.before_updates``.
+    stock
+        ``True`` for a group made by stock ``brainpy.state`` (not by this plugin): its members
+        were merged by upstream's string key, and :attr:`MergeReport.findings` says what the
+        audit found about it.
 
     Examples
     --------
@@ -67,13 +80,15 @@ class GroupInfo:
     """
 
     post: Any
-    group: MergeGroup
+    group: Any
     key: MergeKey | None
     key_text: str
     projections: tuple
     state_size: int
     saved_elements: int
     unmerged_reason: str | None
+    storage_name: str = ""
+    stock: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +134,42 @@ class FusedInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class Finding:
+    """Something the audit of a ``brainpy.state`` network found, in a :class:`MergeReport`.
+
+    Attributes
+    ----------
+    kind
+        ``"wrong merge"``: members of one stock group whose parameters differ by value (the
+        later ones run with the first one's); ``"missed merge"``: stock groups on one post that
+        are equal by value (one state would do); ``"unchecked"``: a stock group with several
+        members whose parameters cannot be checked after the fact (see
+        :func:`brainpy_halfproj.state.audit`); ``"stock member"``: a stock projection that
+        joined one of this plugin's groups by upstream's string key.
+    post
+        The post group.
+    storage_names
+        The groups concerned (their keys in ``post.before_updates``).
+    projections
+        The projections concerned.
+    text
+        One line that says what was found and what to do.
+    argument
+        For a wrong merge: the first argument whose value differs (``'syn.tau'``), else ``None``.
+    elements
+        For a wrong merge in an array argument: the flat indices of the elements that differ.
+    """
+
+    kind: str
+    post: Any
+    storage_names: tuple[str, ...]
+    projections: tuple
+    text: str
+    argument: str | None = None
+    elements: tuple[int, ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class MergeReport:
     """The shared synapse states of a model, per post group.
 
@@ -134,6 +185,12 @@ class MergeReport:
     not_fused
         ``(projection, reason)`` for each projection built with ``fused=True`` that makes its
         own kernel call.
+    findings
+        For a ``brainpy.state`` network: what the audit of stock brainpy.state's merges
+        found (:class:`Finding`); empty for ``bp.dyn`` models.
+    names
+        Display names of posts and projections by ``id`` (their attribute paths in a
+        ``brainpy.state`` network, whose modules are often unnamed); others show ``.name``.
 
     Examples
     --------
@@ -149,6 +206,12 @@ class MergeReport:
     groups: tuple[GroupInfo, ...]
     fused: tuple[FusedInfo, ...] = ()
     not_fused: tuple[tuple[Any, str], ...] = ()
+    findings: tuple[Finding, ...] = ()
+    names: dict[int, str] = dataclasses.field(default_factory=dict, compare=False)
+
+    def name_of(self, node: Any) -> str:
+        """The display name of a post group or projection: its path in the network, else its name."""
+        return self.names.get(id(node)) or str(getattr(node, "name", None) or type(node).__name__)
 
     @property
     def saved_elements(self) -> int:
@@ -173,50 +236,67 @@ class MergeReport:
         n_proj = sum(len(g.projections) for g in self.groups)
         fused = (f"; {len(self.fused)} fused kernel call(s) per step for "
                  f"{sum(len(f.projections) for f in self.fused)} projection(s)") if self.fused else ""
+        sizes = (f"{self.state_size} state elements, {self.saved_elements} saved by merging" if self.state_size
+                 or not self.groups else "not initialised yet (sizes after brainstate.nn.init_all_states)")
         return (f"{n_proj} merging projection(s) onto {len(self.posts)} post group(s) share "
-                f"{len(self.groups)} synapse state(s): {self.state_size} state elements, "
-                f"{self.saved_elements} saved by merging{fused}")
+                f"{len(self.groups)} synapse state(s): {sizes}{fused}")
 
     def __str__(self) -> str:
         lines = [self._headline()]
         for post, groups in self.by_post():
-            lines.append(f"post {post.name} ({type(post).__name__}, {post.num} neurons)")
+            lines.append(f"post {self.name_of(post)} ({type(post).__name__}, {_num(post)} neurons)")
             for g in groups:
-                members = ", ".join(p.name for p in g.projections)
-                lines.append(f"  [{g.group.storage_name}] {g.key_text}")
-                lines.append(f"      shared by {len(g.projections)}: {members}; state {g.state_size}, "
-                             f"saved {g.saved_elements}")
+                members = ", ".join(self.name_of(p) for p in g.projections)
+                stock = " (stock brainpy.state)" if g.stock else ""
+                lines.append(f"  [{g.storage_name}]{stock} {g.key_text}")
+                size = f"state {g.state_size}, saved {g.saved_elements}" if g.state_size else "state not initialised"
+                lines.append(f"      shared by {len(g.projections)}: {members}; {size}")
                 if g.unmerged_reason:
                     lines.append(f"      not merged: {g.unmerged_reason}")
             lines.extend(f"  {f.text}" for f in self.fused if f.post is post)
             lines.extend(f"  not fused: {p.name}: {why}" for p, why in self.not_fused if p.post is post)
+            lines.extend(f"  {f.kind.upper()}: {f.text}" for f in self.findings if f.post is post)
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         esc = html.escape
         rows = []
         for g in self.groups:
-            members = ", ".join(esc(p.name) for p in g.projections)
+            members = ", ".join(esc(self.name_of(p)) for p in g.projections)
             note = f"<br><i>not merged: {esc(g.unmerged_reason)}</i>" if g.unmerged_reason else ""
+            note += "<br><i>stock brainpy.state</i>" if g.stock else ""
             rows.append(
-                f"<tr><td>{esc(g.post.name)}</td><td><code>{esc(g.key_text)}</code>{note}</td>"
+                f"<tr><td>{esc(self.name_of(g.post))}</td><td><code>{esc(g.key_text)}</code>{note}</td>"
                 f"<td>{len(g.projections)}: {members}</td><td>{g.state_size}</td><td>{g.saved_elements}</td></tr>"
             )
-        notes = [f"<li>{esc(f.post.name)}: {esc(f.text)}</li>" for f in self.fused]
+        notes = [f"<li>{esc(self.name_of(f.post))}: {esc(f.text)}</li>" for f in self.fused]
         notes += [f"<li>{esc(p.name)} not fused: {esc(why)}</li>" for p, why in self.not_fused]
+        notes += [f"<li><b>{esc(f.kind)}</b>: {esc(f.text)}</li>" for f in self.findings]
         return (f"<p>{esc(self._headline())}</p><table><thead><tr><th>post</th><th>synapse -&gt; output"
                 f"</th><th>projections</th><th>state elements</th><th>saved</th></tr></thead><tbody>"
                 + "".join(rows) + "</tbody></table>" + (f"<ul>{''.join(notes)}</ul>" if notes else ""))
 
 
-def merge_report(model_or_post: bp.DynamicalSystem) -> MergeReport:
+def _num(post: Any) -> int:
+    num = getattr(post, "num", None)
+    return int(num) if num is not None else int(np.prod(post.varshape))
+
+
+def merge_report(model_or_post: Any) -> MergeReport:
     """List every shared synapse state in a model (or on one post group).
+
+    Works on ``bp.dyn`` models and on ``brainpy.state`` networks (brainpy >= 2.9), built
+    with this plugin or with stock brainpy.state. On a ``brainpy.state`` network it also
+    audits stock brainpy.state's own merges (:attr:`MergeReport.findings`): missed merges
+    (stock groups equal by value) always; wrong merges only for networks built under
+    :func:`brainpy_halfproj.state.audit`, because stock keeps no trace of a second member's
+    parameters (its groups with several members are reported as unchecked otherwise).
 
     Parameters
     ----------
     model_or_post
-        A network (any ``DynamicalSystem`` that contains the post groups) or a single
-        post group.
+        A network (any ``DynamicalSystem`` or brainstate module that contains the post
+        groups) or a single post group.
 
     Returns
     -------
@@ -237,9 +317,13 @@ def merge_report(model_or_post: bp.DynamicalSystem) -> MergeReport:
     >>> print(report.groups[0].key_text)
     Expon(size=100, tau=5.0) -> CUBA()
     """
+    if not isinstance(model_or_post, bp.DynamicalSystem) and is_state_module(model_or_post):
+        from ._state_report import collect
+
+        return collect(model_or_post)
     if not isinstance(model_or_post, bp.DynamicalSystem):
-        raise TypeError(f"merge_report: `model_or_post` must be a brainpy DynamicalSystem (a network "
-                        f"or a post group), but got a {type(model_or_post).__name__}.")
+        raise TypeError(f"merge_report: `model_or_post` must be a brainpy DynamicalSystem or a brainpy.state "
+                        f"network (a network or a post group), but got a {type(model_or_post).__name__}.")
     infos: list[GroupInfo] = []
     fused: list[FusedInfo] = []
     not_fused: list[tuple[Any, str]] = []
@@ -259,5 +343,5 @@ def merge_report(model_or_post: bp.DynamicalSystem) -> MergeReport:
                 key_text = group.key.short()
             size = group.state_size
             infos.append(GroupInfo(node, group, group.key, key_text, members, size,
-                                   size * max(len(members) - 1, 0), group.unmerged_reason))
+                                   size * max(len(members) - 1, 0), group.unmerged_reason, group.storage_name))
     return MergeReport(tuple(infos), tuple(fused), tuple(not_fused))

@@ -22,8 +22,9 @@ import brainpy as bp
 import numpy as np
 
 from . import _projections
+from ._compat import is_state_module
 from ._registry import state_size
-from ._report import group_by_post, merge_report
+from ._report import _num, group_by_post, merge_report
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -53,8 +54,31 @@ class _State:
     projections: list = dataclasses.field(default_factory=list)
 
 
-def _collect(model_or_post: bp.DynamicalSystem) -> tuple[list, list, dict]:
+def _collect_state(model: Any) -> tuple[list, list, dict]:
+    """``_collect`` for a brainpy.state network: its report's groups (plugin and stock) and unmerged projections."""
+    from brainpy.state import AlignPostProj
+
+    from ._state_registry import state_size as state_size_of
+
+    report = merge_report(model)
+    states = [_State(g.group.syn, g.post, g.key_text, g.state_size, list(g.projections)) for g in report.groups]
+    for node in model.nodes().values():  # projections with syn/out instances: a synapse of their own
+        if isinstance(node, AlignPostProj) and not node.merging:
+            states.append(_State(node.syn, node.post, f"{_instance_text(node.syn)} -> {_instance_text(node.out)}",
+                                 state_size_of(node.syn), [node]))
+    grouped = group_by_post(states, lambda state: state.post)
+    posts = [post for post, _ in grouped]
+    labels = dict(report.names)
+    for state in states:
+        for node in [state.post, *state.projections]:
+            labels.setdefault(id(node), report.name_of(node))
+    return posts, [state for _, by_post in grouped for state in by_post], labels
+
+
+def _collect(model_or_post: Any) -> tuple[list, list, dict]:
     """``(posts, states, labels)`` in model order; ``labels`` maps node ids to display names."""
+    if is_state_module(model_or_post) and not isinstance(model_or_post, bp.DynamicalSystem):
+        return _collect_state(model_or_post)
     classes = _align_post_classes()
     labels: dict[int, str] = {}  # node id -> attribute path from the model (first one found)
     found: list = []
@@ -115,6 +139,9 @@ def _instance_text(obj: Any) -> str:
 
 
 def _proj_text(proj: Any) -> str:
+    if is_state_module(proj):  # brainpy.state: ours subclass upstream's AlignPostProj
+        ours = type(proj).__module__.startswith("brainpy_halfproj")
+        return f"{type(proj).__name__}{'' if ours else ' (stock brainpy.state)'}"
     where = "" if isinstance(proj, _projections._AlignPostProjection) else " (bp.dyn)"
     fused = ", fused" if getattr(proj, "fused_call", None) is not None else ""
     return f"{type(proj).__name__}{where}{fused}"
@@ -172,7 +199,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Axes | None = None) -> Axes:
+def plot_merge_diagram(model_or_post: Any, ax: Axes | None = None) -> Axes:
     """Draw which projections share which synapse state, on which post group.
 
     Three columns: the align-post projections (left) point at the synapse states
@@ -180,7 +207,8 @@ def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Axes | None = None
     shared by several projections is drawn in orange, one used by a single
     projection in grey. Works for models built with ``brainpy_halfproj.dyn`` and
     with upstream's ``bp.dyn`` (upstream merges by its own string key, so the
-    picture shows what upstream really shares).
+    picture shows what upstream really shares), and for ``brainpy.state`` networks
+    built with ``brainpy_halfproj.state`` or with stock ``brainpy.state``.
 
     Parameters
     ----------
@@ -211,9 +239,9 @@ def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Axes | None = None
     >>> print(ax.get_title())
     2 projections -> 2 synapse states -> 1 post group
     """
-    if not isinstance(model_or_post, bp.DynamicalSystem):
-        raise TypeError(f"plot_merge_diagram: `model_or_post` must be a brainpy DynamicalSystem (a network "
-                        f"or a post group), but got a {type(model_or_post).__name__}.")
+    if not isinstance(model_or_post, bp.DynamicalSystem) and not is_state_module(model_or_post):
+        raise TypeError(f"plot_merge_diagram: `model_or_post` must be a brainpy DynamicalSystem or a brainpy.state "
+                        f"network (a network or a post group), but got a {type(model_or_post).__name__}.")
     posts, states, labels = _collect(model_or_post)
     if not states:
         raise ValueError(
@@ -247,7 +275,7 @@ def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Axes | None = None
     columns: tuple[list, list, list] = ([], [], [])
     post_boxes = {}
     for p in posts:
-        text = f"{labels[id(p)]}\n{type(p).__name__}, {p.num} neurons"
+        text = f"{labels[id(p)]}\n{type(p).__name__}, {_num(p)} neurons"
         if id(p) in fused:
             f = fused[id(p)]
             text += (f"\n1 fused kernel call for {_plural(len(f.projections), 'projection')}"
@@ -257,7 +285,8 @@ def plot_merge_diagram(model_or_post: bp.DynamicalSystem, ax: Axes | None = None
     for s in states:
         shared = len(s.projections) > 1
         note = f"shared by {len(s.projections)}" if shared else "1 projection"
-        state_box = box(y_state[id(s.syn)], f"{_wrap(s.label)}\nstate: {s.size} elements, {note}",
+        size = f"state: {s.size} elements" if s.size else "state not initialised"
+        state_box = box(y_state[id(s.syn)], f"{_wrap(s.label)}\n{size}, {note}",
                         _COLORS["shared" if shared else "single"])
         columns[1].append(state_box)
         arrow(state_box, post_boxes[id(s.post)])

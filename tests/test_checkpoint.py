@@ -362,7 +362,7 @@ def test_path_of_gives_the_checkpoint_key_of_every_variable():
     assert set(_paths.variables(net)) == set(_arrays(net))
     with pytest.raises(ValueError, match=r"path_of: the Variable \(shape \(3,\)\) is not a state variable of FullNet"):
         _paths.path_of(net, bm.Variable(bm.zeros(3)))
-    with pytest.raises(TypeError, match=r"`model` must be a brainpy DynamicalSystem, but got a dict"):
+    with pytest.raises(TypeError, match=r"`model` must be a brainpy DynamicalSystem or a brainpy.state network, but got a dict"):
         _paths.variables({})
 
 

@@ -163,3 +163,12 @@ def test_report_groups_by_post_in_model_order():
     assert report.posts == [net.a, net.b]
     assert [(post, [g.projections for g in groups]) for post, groups in report.by_post()] == [
         (net.a, [(net.p1,), (net.p3,)]), (net.b, [(net.p2,)])]
+
+
+def test_a_size_is_its_shape_on_every_line():
+    # bp.dyn (and brainpy.state) turn a size N into the shape (N,): N, (N,) and [N] build the same synapse.
+    one = bhp.describe(bp.dyn.Expon.desc(40, tau=5.))
+    assert one == bhp.describe(bp.dyn.Expon.desc((40,), tau=5.)) == bhp.describe(bp.dyn.Expon.desc(size=[40], tau=5.))
+    assert one.short() == bhp.describe(bp.dyn.Expon.desc((40,), tau=5.)).short() == "Expon(size=40, tau=5.0)"
+    assert bhp.describe(bp.dyn.Expon.desc((4, 10), tau=5.)) != one
+    assert bhp.describe(bp.dyn.Expon.desc((4, 10), tau=5.)).short() == "Expon(size=(4, 10), tau=5.0)"

@@ -57,7 +57,18 @@ def execute(nb, kernel_name: str, cwd: Path = NOTEBOOK_DIR):
 
 def test_notebooks_are_found():
     names = [p.name for p in NOTEBOOKS]
-    assert {"01_quickstart.ipynb", "02_merging.ipynb", "03_migrating_from_bp_dyn.ipynb"} <= set(names)
+    assert {"01_quickstart.ipynb", "02_merging.ipynb", "03_migrating_from_bp_dyn.ipynb",
+            "06_brainpy_state.ipynb"} <= set(names)
+
+
+def test_only_the_brainpy_state_notebook_needs_brainpy_29():
+    from brainpy_halfproj._compat import BRAINPY_VERSION
+
+    needs = {p.name for p in NOTEBOOKS if nbformat.read(p, as_version=4).metadata.get(
+        "brainpy_halfproj", {}).get("requires_brainpy") == "2.9"}
+    assert needs == {"06_brainpy_state.ipynb"}
+    nb = nbformat.read(NOTEBOOK_DIR / "06_brainpy_state.ipynb", as_version=4)
+    assert (_skip_reason(nb) is None) is (BRAINPY_VERSION >= (2, 9))
 
 
 def test_kernel_runs_this_interpreter(kernel_name):
@@ -84,10 +95,24 @@ def test_notebook_is_stored_without_outputs(path):
                 f"(jupyter nbconvert --clear-output --inplace {path.name})")
 
 
+def _skip_reason(nb) -> str | None:
+    """Why ``nb`` cannot run on this brainpy line: its ``brainpy_halfproj.requires_brainpy`` metadata."""
+    from brainpy_halfproj._compat import BRAINPY_VERSION, _parse_version
+
+    needed = nb.metadata.get("brainpy_halfproj", {}).get("requires_brainpy")
+    if needed and BRAINPY_VERSION < _parse_version(needed):
+        this = ".".join(map(str, BRAINPY_VERSION))
+        return f"needs brainpy >= {needed} (its metadata says so); this is brainpy {this}"
+    return None
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, kernel_name):
     nb = nbformat.read(path, as_version=4)
+    reason = _skip_reason(nb)
+    if reason:
+        pytest.skip(reason)
     start = time.perf_counter()
     execute(nb, kernel_name)
     print(f"{path.name}: {time.perf_counter() - start:.1f} s")
