@@ -23,7 +23,7 @@ API as a :class:`ModelState` (:data:`FRONTS` lists them, tried in order; ``bp.dy
 
 * ``variables``: every state variable, keyed by its path, and how to assign one;
 * ``groups``: one :class:`GroupRecord` per registry node whose storage name follows
-  construction order: the post group's path, the merge key's full text (``str(key)``, every
+  construction order: the post group's path, the merge key's canonical text (``key.canonical_text()``, every
   argument, object identities left out), the member projections' paths, and the group's
   state entries (``syn.g`` -> the variable's path).
 
@@ -105,12 +105,13 @@ class CheckpointError(ValueError):
 
     Examples
     --------
+    >>> import numpy as np
     >>> import brainpy_halfproj as bhp
     >>> try:
-    ...     bhp.load_state_dict(bhp.EINet(100), {})
+    ...     bhp.load_state_dict(bhp.EINet(100), {'__format__': np.array(7)})
     ... except bhp.CheckpointError as err:
-    ...     print(str(err)[:44])
-    checkpoint does not fit EINet: missing keys
+    ...     print(err)  # doctest: +ELLIPSIS
+    the state has format 7, but this version of brainpy-halfproj reads formats 1 to 3; ...
     """
 
 
@@ -126,7 +127,7 @@ class GroupRecord:
     post
         Attribute path of the post group that holds the node.
     key
-        The merge key's full text (every argument), or a description for nodes without a key.
+        The merge key's canonical text (every argument, by value), or a description for nodes without a key.
     members
         Attribute paths of the member projections, sorted.
     entries
@@ -201,9 +202,10 @@ _ID = re.compile(r" id=0x[0-9a-f]+")
 
 
 def _key_text(group: Any) -> str:
-    """The merge key's full text, without object addresses (they differ between processes)."""
-    text = f"private group ({group.unmerged_reason})" if group.key is None else str(group.key)
-    return _ID.sub("", text)
+    """The merge key's canonical text (equal keys, equal text; no object addresses, which differ between processes)."""
+    if group.key is None:
+        return _ID.sub("", f"private group ({group.unmerged_reason})")
+    return group.key.canonical_text()
 
 
 def dyn_model_state(model: Any) -> ModelState | None:
@@ -246,8 +248,8 @@ def dyn_model_state(model: Any) -> ModelState | None:
         call = fused_call_of(node)
         if call is not None:
             # one spike buffer per member, in joining order: a record per member
-            for i, (ref, _) in enumerate(call._members):
-                buffer = call.buffers[i]
+            for i, member in enumerate(call._members):
+                buffer, ref = call.buffers[i], member.proj
                 if id(buffer) in var_paths:
                     groups.append(GroupRecord(post, "spike buffer of a fused call", members_of([ref()]),
                                               (("buffer", var_paths[id(buffer)]),), f"halfproj_fused.buffers-{i}"))
@@ -363,7 +365,7 @@ def _restore(model: ModelState, state: Mapping[str, Any], source: str, trust_ord
     arrays = {k: v for k, v in state.items() if k not in _META}
     if version == 1:  # brainpy-halfproj 0.1.0: brainpy's private names
         arrays = {_paths.public_path(k): v for k, v in arrays.items()}
-    if records is None and model.unversioned is not None:  # another front's own layout
+    if not records and model.unversioned is not None:  # no groups recorded: the front's stock layout
         arrays, renames = model.unversioned(arrays), {}
     elif records is None:
         renames = _legacy_renames(model, arrays, version, source, trust_order)

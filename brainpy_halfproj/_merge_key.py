@@ -232,8 +232,57 @@ class MergeKey:
         """
         return f"{self.syn.short()} -> {self.out.short()}{self._label()}"
 
+    def canonical_text(self) -> str:
+        """A text that equal keys share, whoever wrote their arguments how: what checkpoints record.
+
+        Numbers are written by value (``5`` and ``5.0`` alike), Quantities by SI value and
+        dimension (``5 ms`` and ``0.005 s`` alike), every argument is written out, and parts
+        compared by identity (trainable variables, functions) by their names only (the post
+        group is left out: a checkpoint records its path).
+
+        Examples
+        --------
+        >>> import brainpy as bp
+        >>> from brainpy_halfproj import merge_key
+        >>> post = bp.dyn.LifRef(10)
+        >>> a = merge_key(post, bp.dyn.Expon.desc(10, tau=5), bp.dyn.CUBA.desc())
+        >>> b = merge_key(post, bp.dyn.Expon.desc(size=10, tau=5.0), bp.dyn.CUBA.desc())
+        >>> a.canonical_text() == b.canonical_text(), str(a) == str(b)
+        (True, False)
+        >>> 'tau=5)' in a.canonical_text()
+        True
+        """
+        return f"{_canonical_text(self.syn)} -> {_canonical_text(self.out)}{self._label()}"
+
     def _label(self) -> str:
         return "" if self.out_label is None else f", out_label={self.out_label!r}"
+
+
+def _canonical_text(value: Any) -> str:
+    """Text of a canonical value (see :meth:`MergeKey.canonical_text`): equal values, equal text."""
+    if isinstance(value, DescriptorSpec):
+        inner = ", ".join(f"{k}={_canonical_text(v)}" for k, v in value.arguments)
+        return f"{value.cls.__name__}({inner})"
+    if isinstance(value, tuple) and value and value[0] in ("tuple", "list"):
+        items = ", ".join(_canonical_text(v) for v in value[1])
+        return f"({items}{',' if len(value[1]) == 1 else ''})" if value[0] == "tuple" else f"[{items}]"
+    if isinstance(value, tuple) and value and value[0] == "dict":
+        return "{" + ", ".join(f"{k!r}: {_canonical_text(v)}" for k, v in value[1]) + "}"
+    if isinstance(value, tuple) and value and value[0] == "bool":
+        return repr(value[1])
+    if isinstance(value, complex) and value.imag == 0:
+        value = value.real
+    if isinstance(value, (int, float)):
+        number = float(value)
+        return str(int(number)) if number.is_integer() and abs(number) < 2**63 else repr(number)
+    if isinstance(value, _QuantityValue):
+        return f"{value.kind}({_canonical_text(value.value)}, dim={value.dim!s})"
+    if isinstance(value, _ObjectValue):
+        inner = ", ".join(f"{k}={_canonical_text(v)}" for k, v in value.attrs)
+        return f"{value.type.__name__}({inner})"
+    if isinstance(value, _ById):
+        return repr(value).split(" id=0x")[0] + ">"
+    return repr(value)
 
 
 def _fmt(value: Any) -> str:

@@ -89,7 +89,7 @@ def model_state(net: Any) -> ModelState:
     >>> net = Net(); brainstate.nn.init_all_states(net)  # doctest: +ELLIPSIS
     Net(...)
     >>> [(g.post, g.members, sorted(dict(g.entries))) for g in model_state(net).groups]
-    [('N', ('E',), ['syn.g'])]
+    [('E.post', ('E',), ['syn.g'])]
     """
     variables = {path_text(path): (path, s) for path, s in _variables(net).items()}
     names = _names(net)

@@ -88,6 +88,7 @@ def test_merge_keys_agree_with_their_descriptor_specs(x, y):
     assert (a == b) is (b == a) is (bhp.describe(x[0]) == bhp.describe(y[0]))
     if a == b:
         assert hash(a) == hash(b)
+        assert a.canonical_text() == b.canonical_text()  # what checkpoints match groups by
 
 
 @settings(max_examples=50, deadline=None)

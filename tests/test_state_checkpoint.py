@@ -1,6 +1,8 @@
 """Checkpoints of brainpy.state networks: the plugin's functions, braintools' msgpack, stock checkpoints."""
 from __future__ import annotations
 
+import json
+
 import re
 
 import pytest
@@ -48,10 +50,12 @@ def test_save_and_load_into_a_fresh_network(tmp_path):
     _continues_like(net, fresh)
 
 
-def test_state_dict_keys_are_brainstate_paths_and_marked():
+def test_state_dict_keys_are_brainstate_paths_and_groups_are_recorded():
     net = build(EINet, bst, n=400)
     state = bhp.state_dict(net)
-    assert str(state.pop("__layout__")) == "brainpy_halfproj.state"
+    assert int(state.pop("__format__")) == bhp.FORMAT_VERSION
+    records = json.loads(str(state.pop("__groups__")))  # the merge groups, by post, key and members
+    assert sorted((r["post"], r["members"]) for r in records) == [("E.post", ["E"]), ("E.post", ["I"])]
     assert f"E.post.before_updates.{net.E.merge_group.storage_name}.syn.g" in state
     assert set(state) == {".".join(p).replace("_before_updates", "before_updates") for p in net.states()}
 
@@ -169,9 +173,9 @@ def test_mismatches_are_refused():
     bad = dict(state)
     key = next(k for k in bad if k.endswith("N.V") or k.endswith("post.V"))
     bad[key] = bad[key][:10]
-    with pytest.raises(bhp.CheckpointError, match=rf"checkpoint entry '{key}' has shape \(10,\) .* same sizes"):
+    with pytest.raises(bhp.CheckpointError, match=rf"entry '{key}' has shape \(10,\) .* same sizes"):
         bhp.load_state_dict(net, bad)
     with pytest.raises(bhp.CheckpointError, match=r"missing keys \['E.comm.weight'\]"):
         bhp.load_state_dict(net, {k: v for k, v in state.items() if k != "E.comm.weight"})
-    with pytest.raises(bhp.CheckpointError, match=r"checkpoint has layout 'other', but this version"):
-        bhp.load_state_dict(net, {**state, "__layout__": np.array("other")})
+    with pytest.raises(bhp.CheckpointError, match=r"has format 99, but this version of brainpy-halfproj reads"):
+        bhp.load_state_dict(net, {**state, "__format__": np.array(99)})

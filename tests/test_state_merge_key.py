@@ -21,6 +21,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import brainpy_halfproj as bhp  # noqa: E402
+from brainpy_halfproj._merge_key import _canonical_text  # noqa: E402
 
 Expon, COBA, CUBA = upstream.Expon, upstream.COBA, upstream.CUBA
 TIME_UNITS = [u.second, u.ms, u.us, u.nsecond]
@@ -45,6 +46,7 @@ def test_quantities_compare_by_their_correctly_rounded_si_value(m1, u1, m2, u2):
     assert (a == b) is (b == a) is expected
     if a == b:
         assert hash(a) == hash(b)
+        assert _canonical_text(a) == _canonical_text(b)  # what checkpoints match groups by
 
 
 @given(mantissas, st.sampled_from(TIME_UNITS), mantissas, st.sampled_from(OTHER_UNITS))
