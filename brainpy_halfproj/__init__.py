@@ -45,3 +45,7 @@ from ._report import MergeReport as MergeReport
 from ._report import merge_report as merge_report
 
 __version__ = _version("brainpy-halfproj")
+
+# The public names: everything imported above without a leading underscore. The API reference
+# (docs/_api.py) is generated from this list, so a name imported here appears there by itself.
+__all__ = sorted(name for name in dir() if not name.startswith("_"))
