@@ -1,6 +1,6 @@
 """brainpy-halfproj: align-post projections for BrainPy with a value-keyed merging registry.
 
-Use :mod:`brainpy_halfproj.dyn` as a drop-in for ``brainpy.dyn``; see the README.
+Use :mod:`brainpy_halfproj.dyn` as a drop-in for ``brainpy.dyn``; the documentation site (``docs/``) has the user guide.
 """
 from importlib.metadata import version as _version
 
