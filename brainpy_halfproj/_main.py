@@ -32,6 +32,7 @@ DEFAULT_SCALE = 0.1
 DEFAULT_DURATION = {"microcircuit": 300., "einet": 100.}  # ms
 DEFAULT_OUTPUT = {"microcircuit": "microcircuit.png", "einet": "einet_raster.png"}
 EINET_MIN_SIZE = 80  # EINet's connection probability 0.02 * 4000 / n stays <= 1
+MIN_SCALE = 0.001  # the smallest population (L5I) keeps one neuron; the background keeps its inputs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="microcircuit (default): Potjans & Diesmann (2014), 63 projections onto 8 "
                              "populations; einet: the seed E/I network (upstream's example)")
     parser.add_argument("--scale", type=float, default=None,
-                        help=f"microcircuit only: fraction of the full model's 77,169 neurons, in (0, 1] "
+                        help=f"microcircuit only: fraction of the full model's 77,169 neurons, in [{MIN_SCALE}, 1] "
                              f"(default {DEFAULT_SCALE})")
     parser.add_argument("--size", type=int, default=None,
                         help=f"einet only: number of neurons, at least {EINET_MIN_SIZE} (default 4000)")
@@ -130,8 +131,9 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> arg
     else:
         if args.scale is None:
             args.scale = DEFAULT_SCALE
-        if not (math.isfinite(args.scale) and 0 < args.scale <= 1):
-            parser.error(f"--scale must be in (0, 1] (1: the full model), got {args.scale}")
+        if not (math.isfinite(args.scale) and MIN_SCALE <= args.scale <= 1):
+            parser.error(f"--scale must be in [{MIN_SCALE}, 1] (1: the full model; at {MIN_SCALE} the "
+                         f"smallest population has one neuron), got {args.scale}")
         from .models.potjans2014 import derive
 
         try:  # the model's own rules, without building it (numpy only)

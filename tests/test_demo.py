@@ -98,9 +98,12 @@ BAD = [
     (["--model", "einet", "--size", "79"], "--size must be at least 80"),
     (["--size", "400"], "--size applies to --model einet; the microcircuit's size is --scale"),
     (["--model", "einet", "--scale", "0.1"], "--scale applies to the microcircuit; the E/I network's size is --size"),
-    (["--scale", "0"], "--scale must be in (0, 1] (1: the full model), got 0.0"),
-    (["--scale", "1.5"], "--scale must be in (0, 1] (1: the full model), got 1.5"),
-    (["--scale", "nan"], "--scale must be in (0, 1] (1: the full model), got nan"),
+    (["--scale", "0"], "--scale must be in [0.001, 1] (1: the full model; at 0.001 the smallest population "
+                       "has one neuron), got 0.0"),
+    (["--scale", "0.0003"], "--scale must be in [0.001, 1] (1: the full model; "),  # built, it would fail
+    (["--scale", "1.5"], "--scale must be in [0.001, 1] (1: the full model; at 0.001 the smallest population "
+                         "has one neuron), got 1.5"),
+    (["--scale", "nan"], "--scale must be in [0.001, 1] (1: the full model; "),
     (["--seed", "-1"], "--seed must be in 0 .. 2**32 - 1, got -1"),
     (["--seed", str(2**32)], f"--seed must be in 0 .. 2**32 - 1, got {2**32}"),
     (["--seed", "1.5"], "argument --seed: invalid int value: '1.5'"),
@@ -138,7 +141,8 @@ def test_every_argument_is_checked_before_anything_runs(args, message, tmp_path,
 
 
 @pytest.mark.parametrize("args", [["--model", "einet", "--size", "80", "--duration", "0.1"],
-                                  ["--scale", "1", "--duration", "1e6", "--seed", str(2**32 - 1)]])
+                                  ["--scale", "1", "--duration", "1e6", "--seed", str(2**32 - 1)],
+                                  ["--scale", "0.001", "--duration", "0.06"]])
 def test_the_edges_of_each_range_are_accepted(args, tmp_path):
     parser = _main.build_parser()
     checked = _main.check_args(parser, parser.parse_args(args + ["--output", str(tmp_path / "f.pdf")]))
@@ -184,3 +188,10 @@ def test_a_read_only_folder_is_refused_before_the_run(tmp_path):
     assert run.returncode == 2, run.stderr
     assert f"--output '{target}' cannot be written (Read-only file system); choose a writable folder" in run.stderr
     assert "Traceback" not in run.stderr and run.stdout == ""
+
+
+def test_the_smallest_scale_the_demo_accepts_builds():
+    from brainpy_halfproj.models import microcircuit
+
+    net = microcircuit(_main.MIN_SCALE, seed=42)
+    assert min(net.sizes.values()) == 1
