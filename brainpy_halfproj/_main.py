@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--all-cores", action="store_true",
                         help="on the brainpy 2.5 line, do not pin the process to one core (see BENCHMARKS.md)")
     parser.add_argument("--fused", action="store_true",
-                        help="fused merge groups: one event-kernel call per post group and step")
+                        help="fused merge groups: one event-kernel call per post group and step (the build reads the "
+                             "connectivity out of every layer first, so it takes longer)")
     parser.add_argument("--no-native", action="store_true",
                         help="on brainpy 2.8/2.9, keep brainevent's Python bridge instead of native kernel handlers")
     return parser
