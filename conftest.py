@@ -38,3 +38,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if isinstance(item, pytest.DoctestItem) and item.name in _NEEDS_PARTITION:
             item.add_marker(skip)
+
+
+def pytest_report_header(config):
+    """Say which brainpy_halfproj the tests import: the source tree, or an installed wheel (CI's wheel job)."""
+    import os
+
+    import brainpy_halfproj
+
+    return f"brainpy_halfproj {brainpy_halfproj.__version__}: {os.path.realpath(brainpy_halfproj.__file__)}"

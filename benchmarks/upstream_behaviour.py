@@ -1,7 +1,7 @@
-"""What upstream ``bp.dyn`` does in the situations of the README's "Differences from upstream" table.
+"""What upstream ``bp.dyn`` does in the situations of the "Differences from upstream" table (docs/upstream.md).
 
 Run it with each line's interpreter; it prints one line per situation (``name: outcome``) and,
-with ``--json PATH``, writes them to a file. The README's table is written from these outputs.
+with ``--json PATH``, writes them to a file. The table is written from these outputs.
 
     python benchmarks/upstream_behaviour.py
     python benchmarks/upstream_behaviour.py --json /tmp/upstream-2.9.json

@@ -1,7 +1,7 @@
 """brainpy-halfproj: align-post projections for BrainPy with a value-keyed merging registry.
 
 Use :mod:`brainpy_halfproj.dyn` as a drop-in for ``brainpy.dyn``, and (brainpy >= 2.9)
-:mod:`brainpy_halfproj.state` for ``brainpy.state``; see the README.
+:mod:`brainpy_halfproj.state` for ``brainpy.state``; the documentation site (``docs/``) has the user guide.
 """
 from importlib.metadata import version as _version
 
@@ -51,3 +51,7 @@ from ._report import MergeReport as MergeReport
 from ._report import merge_report as merge_report
 
 __version__ = _version("brainpy-halfproj")
+
+# The public names: everything imported above without a leading underscore. The API reference
+# (docs/_api.py) is generated from this list, so a name imported here appears there by itself.
+__all__ = sorted(name for name in dir() if not name.startswith("_"))

@@ -1,7 +1,7 @@
-"""``python -m brainpy_halfproj``: run the seed E/I network demo."""
+"""``python -m brainpy_halfproj``: the main job (see ``_main.py``)."""
 import sys
 
-from ._demo import main
+from ._main import main
 
 if __name__ == "__main__":
     sys.exit(main())

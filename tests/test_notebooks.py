@@ -4,6 +4,10 @@ Each notebook runs in a fresh kernel started with ``sys.executable`` (a kernelsp
 written for the test session and put first on ``JUPYTER_PATH``), so the notebooks
 see the same brainpy line and the same ``brainpy_halfproj`` as the tests. The
 kernel inherits the environment, ``PYTHONPATH`` included.
+
+When ``HALFPROJ_EXECUTED_NOTEBOOKS`` names a folder, each executed notebook is written
+there: the documentation build renders those outputs instead of executing the
+notebooks a second time (``docs/_notebooks.py``).
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 KERNEL_NAME = "brainpy-halfproj-tests"
 CELL_TIMEOUT_S = 600  # generous: a cold JAX compile on a busy CI machine
+EXECUTED_DIR = os.environ.get("HALFPROJ_EXECUTED_NOTEBOOKS")
 
 
 @pytest.fixture(scope="session")
@@ -118,3 +123,6 @@ def test_notebook_runs(path, kernel_name):
     print(f"{path.name}: {time.perf_counter() - start:.1f} s")
     errors = [out for cell in nb.cells for out in cell.get("outputs", []) if out.get("output_type") == "error"]
     assert not errors
+    if EXECUTED_DIR:
+        Path(EXECUTED_DIR).mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, Path(EXECUTED_DIR) / path.name)

@@ -25,3 +25,6 @@ from .microcircuit import psp_to_psc as psp_to_psc
 from .microcircuit import simulate as simulate
 from .potjans2014 import MicrocircuitParams as MicrocircuitParams
 from .potjans2014 import derive as derive
+
+# The public names: everything imported above (see brainpy_halfproj/__init__.py).
+__all__ = sorted(name for name in dir() if not name.startswith("_"))
