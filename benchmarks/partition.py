@@ -129,7 +129,7 @@ def _case(a: argparse.Namespace, model: str, devices: int, partitioned: bool) ->
            "--steps", str(a.steps), "--repeats", str(a.repeats), "--size", str(a.size), "--scale", str(a.scale)]
     if partitioned:
         cmd.append("--partition")
-    if shutil.which("flock"):
+    if shutil.which("flock") and not a.smoke:  # smoke runs time nothing: no lock (as run.py --smoke)
         cmd = ["flock", LOCK, *cmd]
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
                PYTHONPATH=os.pathsep.join([str(ROOT)] + ([os.environ["PYTHONPATH"]]
