@@ -28,9 +28,18 @@ _NEEDS_PARTITION = {
 }
 
 
+#: Doctests outside the brainpy.state modules whose examples use brainpy.state.
+_NEEDS_STATE = {"brainpy_halfproj._report.Finding"}
+
+
 def pytest_collection_modifyitems(config, items):
     from brainpy_halfproj._compat import event_kernel_library
 
+    if BRAINPY_VERSION < (2, 9):
+        skip_state = pytest.mark.skip(reason="the example uses brainpy.state, which needs brainpy >= 2.9")
+        for item in items:
+            if isinstance(item, pytest.DoctestItem) and item.name in _NEEDS_STATE:
+                item.add_marker(skip_state)
     if event_kernel_library() == "brainevent":
         return
     skip = pytest.mark.skip(reason="partition() needs brainpy >= 2.8 (brainevent kernels, jax.shard_map); "

@@ -158,6 +158,29 @@ class Finding:
         For a wrong merge: the first argument whose value differs (``'syn.tau'``), else ``None``.
     elements
         For a wrong merge in an array argument: the flat indices of the elements that differ.
+
+    Examples
+    --------
+    An audit of stock brainpy.state code (brainpy >= 2.9) that merges two synapses whose
+    ``tau`` differs in one element of 2000:
+
+    >>> import brainstate, brainunit as u, numpy as np
+    >>> import brainpy.state
+    >>> import brainpy_halfproj.state as bhs
+    >>> tau = np.full(2000, 5.)
+    >>> other = tau.copy(); other[7] = 50.
+    >>> class Net(brainstate.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.N = brainpy.state.LIF(2000)
+    ...         self.A, self.B = (brainpy.state.AlignPostProj(comm=brainstate.nn.Linear(10, 2000), post=self.N,
+    ...             syn=brainpy.state.Expon.desc(2000, tau=t * u.ms), out=brainpy.state.CUBA.desc())
+    ...             for t in (tau, other))
+    >>> with bhs.audit() as audit:
+    ...     net = Net()
+    >>> (finding,) = audit.report(net).findings
+    >>> finding.kind, finding.argument, finding.elements
+    ('wrong merge', 'syn.tau', (7,))
     """
 
     kind: str
