@@ -64,9 +64,9 @@ from ._compat import BRAINPY_VERSION, event_kernel_library
 from ._connectivity import EVENT_LAYERS, ReadOut, read_connectivity
 from ._fused import fused_call_of
 from ._layout import KeepLayout, layout, projections_of, unique
-from ._paths import variable_paths
 from ._mesh import AXIS, as_mesh, put, sharding
 from ._partitioned_csr import PartitionedCSR
+from ._paths import variable_paths
 
 __all__ = ["PartitionError", "Partition", "VariableInfo", "ProjectionInfo", "CallInfo", "partition",
            "partition_report"]

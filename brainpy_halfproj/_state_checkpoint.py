@@ -31,7 +31,6 @@ its state mixes synapses with different parameters). Nothing is written unless e
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import brainstate
@@ -69,7 +68,8 @@ def _read(state: brainstate.State) -> np.ndarray:
 def _assign(state: brainstate.State, value: Any) -> None:
     unit = u.get_unit(state.value)
     value = jnp.asarray(value)
-    state.value = value if unit.is_unitless and not isinstance(state.value, u.Quantity) else u.Quantity(value, unit=unit)
+    plain = unit.is_unitless and not isinstance(state.value, u.Quantity)
+    state.value = value if plain else u.Quantity(value, unit=unit)
 
 
 def model_state(net: Any) -> ModelState:
@@ -99,12 +99,13 @@ def model_state(net: Any) -> ModelState:
         for text, (path, _) in variables.items():
             if _REGISTRY in path:
                 i = path.index(_REGISTRY)
-                if path[i + 1] == group.storage_name and _resolve(net, path[:i]).before_updates.get(path[i + 1]) is group:
+                here = path[i + 1] == group.storage_name
+                if here and _resolve(net, path[:i]).before_updates.get(path[i + 1]) is group:
                     post = path_text(path[:i])
                     entries.append((".".join(str(p) for p in path[i + 2:]), text))
         members = tuple(sorted(names.get(id(p), p.name) for p in group.projections))
         records.append(GroupRecord(post if post is not None else "?", _key_text(group), members, tuple(sorted(entries)),
-                                   group.storage_name))
+                                   str(group.storage_name)))
     return ModelState({text: s for text, (_, s) in variables.items()}, records, f"{type(net).__name__}",
                       assign=_assign, read=_read, unversioned=lambda state: _from_stock(net, variables, state))
 
