@@ -13,7 +13,8 @@ import pytest
 
 from brainpy_halfproj._compat import BRAINPY_VERSION
 
-collect_ignore_glob = [] if BRAINPY_VERSION >= (2, 9) else ["brainpy_halfproj/state.py", "brainpy_halfproj/_state_*.py"]
+collect_ignore_glob = [] if BRAINPY_VERSION >= (2, 9) else ["brainpy_halfproj/state.py", "brainpy_halfproj/_state_*.py",
+                                                           "tests/_state_nets.py"]
 
 _NEEDS_PARTITION = {
     "brainpy_halfproj._partitioned_csr.PartitionedCSR",
