@@ -232,15 +232,18 @@ class FusedCall(bp.DynamicalSystem):
                 raise ValueError(f"{who(proj)}: `comm` is now a {type(proj.comm).__name__} with {n_in} inputs, but "
                                  f"the projection was built fused for an event layer with {m.n_pre}; build the "
                                  f"model again.")
+        # read every member first: a read-out that fails leaves the call as it was
+        rows = [None if proj is None else read_connectivity(proj.comm, m.n_pre, self.post_size) for m, proj in live]
         for i in reversed(range(len(live))):
             if live[i][1] is None:  # a projection no longer alive: its events never come
                 self.buffers.pop(i)
-        self._members, self.kernel = [], None
-        self._shape, self._indptr = (0, 0), np.zeros(1, dtype=np.int64)
+        self._members, self._shape, self._indptr = [], (0, 0), np.zeros(1, dtype=np.int64)
         self.use_kernel(None)
-        for m, proj in live:
-            if proj is not None:
-                self._append(proj, m.group, read_connectivity(proj.comm, m.n_pre, self.post_size))
+        for i, (m, proj) in enumerate(live):
+            read, rows[i] = rows[i], None  # each read-out goes as it is stacked
+            if proj is not None and read is not None:
+                self._append(proj, m.group, read)
+            del read
 
     def hand(self, proj: Any, x: Any) -> None:
         """Count ``proj``'s presynaptic events for the post group's next step."""
