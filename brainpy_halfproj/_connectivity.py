@@ -90,7 +90,7 @@ _PROBE_CHUNK = 256
 class SparseRows:
     """A CSR matrix with one row per presynaptic neuron: ``current = spikes @ matrix``.
 
-    What :func:`read_connectivity` returns, and what
+    What ``read_connectivity`` (``brainpy_halfproj._connectivity``) returns, and what
     :attr:`FusedCall.connectivity <brainpy_halfproj.FusedCall.connectivity>` and
     :meth:`PartitionedCSR.to_rows <brainpy_halfproj.PartitionedCSR.to_rows>` give.
 

@@ -29,7 +29,7 @@ def count_collectives(hlo: str) -> dict[str, int]:
     """Number of each collective operation in an HLO module's text.
 
     Pass the text of a compiled program (``jax.jit(f).lower(...).compile().as_text()``, or
-    :func:`compiled_text`). Operations inside a loop body count once: for a compiled
+    ``brainpy_halfproj._hlo.compiled_text``). Operations inside a loop body count once: for a compiled
     ``for_loop`` of steps it is the count per step.
 
     Examples

@@ -48,8 +48,7 @@ class PartitionedCSR(bp.DynamicalSystem):
     ``(G, n)``.
 
     You rarely build one yourself: :func:`~brainpy_halfproj.partition` gives every event
-    ``comm`` layer one (:meth:`HalfProjAlignPostMg.use_kernel
-    <brainpy_halfproj.HalfProjAlignPostMg.use_kernel>`) and every fused call's kernel. The
+    ``comm`` layer one (``proj.use_kernel(kernel)``) and every fused call's kernel. The
     blocks are stored as ``brainstate`` states, which JAX receives as arguments (not as
     constants in the program) and which checkpoints do not include.
 
@@ -66,7 +65,7 @@ class PartitionedCSR(bp.DynamicalSystem):
     name
         The node's name.
     source
-        Keyword only: the :class:`~brainpy_halfproj._connectivity.ReadOut` of the layer
+        Keyword only: the ``brainpy_halfproj._connectivity.ReadOut`` of the layer
         ``rows`` came from. The kernel then follows the layer: a homogeneous weight is read
         when a step is traced; a change of which synapses exist, or of per-synapse weights,
         is refused with the fix (call ``partition`` again).

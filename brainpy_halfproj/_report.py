@@ -64,7 +64,7 @@ class GroupInfo:
         The group's key in ``post.before_updates``.
     stock
         ``True`` for a group made by stock ``brainpy.state`` (not by this plugin): its members
-        were merged by upstream's string key, and :attr:`MergeReport.findings` says what the
+        were merged by upstream's string key, and the report's ``findings`` say what the
         audit found about it.
 
     Examples
@@ -310,7 +310,7 @@ def merge_report(model_or_post: Any) -> MergeReport:
 
     Works on ``bp.dyn`` models and on ``brainpy.state`` networks (brainpy >= 2.9), built
     with this plugin or with stock brainpy.state. On a ``brainpy.state`` network it also
-    audits stock brainpy.state's own merges (:attr:`MergeReport.findings`): missed merges
+    audits stock brainpy.state's own merges (``MergeReport.findings``): missed merges
     (stock groups equal by value) always; wrong merges only for networks built under
     :func:`brainpy_halfproj.state.audit`, because stock keeps no trace of a second member's
     parameters (its groups with several members are reported as unchecked otherwise).

@@ -5,7 +5,8 @@ part that starts with ``_`` (found with ``pkgutil``, so a new public module appe
 itself). A public module's public names are its ``__all__``, which it must have. Each object
 gets one page, under the first public module that lists it (modules in the order above);
 other modules that re-export it say which object it is. ``brainpy_halfproj.dyn`` also
-forwards every ``brainpy.dyn`` name: only objects defined in this package get pages there.
+forwards every ``brainpy.dyn`` name, and ``brainpy_halfproj.state`` (brainpy >= 2.9, which the
+build needs) every ``brainpy.state`` name: only objects defined in this package get pages there.
 
 :func:`check_build` fails the build (a warning, and the build runs with ``-W``) for a public
 name without its own docstring or without a page.
@@ -27,6 +28,7 @@ PACKAGE = "brainpy_halfproj"
 logger = logging.getLogger(__name__)
 PENDING_DOCSTRINGS: set[str] = set()  # public objects whose docstring another branch is adding (conf.py)
 PENDING_EXPORTS: set[str] = set()  # names another branch is adding to the package (conf.py)
+FRONTS = {f"{PACKAGE}.dyn": "brainpy.dyn", f"{PACKAGE}.state": "brainpy.state"}  # drop-ins: module -> upstream
 
 
 def public_modules() -> list[types.ModuleType]:
@@ -141,8 +143,9 @@ def write(folder: Path) -> None:
             for name, obj, home in aliases:
                 lines += [f".. py:{directive(obj)}:: {name}", "   :no-index-entry:", "",
                           f"   The same object as :py:obj:`{home}`.", ""]
-        if module.__name__ == f"{PACKAGE}.dyn":
-            lines += ["Every other public name of ``brainpy.dyn`` resolves here to the very same object "
+        upstream = FRONTS.get(module.__name__)
+        if upstream is not None:
+            lines += [f"Every other public name of ``{upstream}`` resolves here to the very same object "
                       f"({sum(1 for n in module.__all__ if not ours(module, n))} names on this "
                       "brainpy line).", ""]
     text = "\n".join(lines)
