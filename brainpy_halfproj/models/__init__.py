@@ -1,4 +1,12 @@
-"""Published network models built on ``brainpy_halfproj`` projections."""
+"""Published network models built on ``brainpy_halfproj`` projections.
+
+The ``bp.dyn`` models are imported here; the brainpy.state microcircuit
+(:mod:`~brainpy_halfproj.models.microcircuit_state`: ``StateMicrocircuit``,
+``state_microcircuit``, ``simulate_state``) is imported on first use, since brainpy.state
+exists on brainpy >= 2.9 only.
+"""
+from typing import Any
+
 from . import potjans2014 as potjans2014
 from .microcircuit import CONN_PROBS as CONN_PROBS
 from .microcircuit import FULL_SIZES as FULL_SIZES
@@ -12,3 +20,25 @@ from .microcircuit import psp_to_psc as psp_to_psc
 from .microcircuit import simulate as simulate
 from .potjans2014 import MicrocircuitParams as MicrocircuitParams
 from .potjans2014 import derive as derive
+
+_STATE_NAMES = ("StateMicrocircuit", "state_microcircuit", "simulate_state", "default_state_namespace")
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _STATE_NAMES:
+        raise AttributeError(f"module 'brainpy_halfproj.models' has no attribute {name!r}")
+    from .._compat import BRAINPY_VERSION
+
+    if BRAINPY_VERSION < (2, 9):
+        import sys
+
+        import brainpy
+
+        raise ImportError(
+            f"brainpy_halfproj.models.{name} builds the microcircuit from brainpy.state, which needs brainpy >= 2.9 "
+            f"(Python >= 3.12); this is brainpy {brainpy.__version__} on Python {sys.version_info.major}."
+            f"{sys.version_info.minor}. Use brainpy_halfproj.models.microcircuit (bp.dyn) on this line."
+        )
+    from . import microcircuit_state
+
+    return getattr(microcircuit_state, name)
