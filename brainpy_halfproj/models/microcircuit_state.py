@@ -213,7 +213,8 @@ class StateMicrocircuit(brainstate.nn.Module):
                              for p in POPULATIONS}
 
         # One descriptor pair per post population: every projection onto it merges into one synapse.
-        syn = {p: state.Expon.desc(sizes[p], tau=TAU_SYN * ms, g_initializer=braintools.init.Constant(0. * pa))
+        zero = braintools.init.Constant(jnp.float32(0.) * pa)  # not 0. * pa: weakly typed, it costs a second compile
+        syn = {p: state.Expon.desc(sizes[p], tau=TAU_SYN * ms, g_initializer=zero)
                for p in POPULATIONS}
         out = {p: state.CUBA.desc(scale=1.) for p in POPULATIONS}
 
