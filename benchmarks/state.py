@@ -20,7 +20,7 @@ in ``BENCHMARKS.md`` by ``run.py --report-only``).
 
     python benchmarks/state.py                                  # all sections, then results/state.md
     python benchmarks/state.py --only seed --reps 5 --brian2 /tmp/vbrian/bin/python
-    python benchmarks/state.py --only microcircuit --mc-scale 1 --reps 1
+    python benchmarks/state.py --only microcircuit --mc-scale 1 --reps 1 --append   # keeps the other rows
     python benchmarks/state.py --smoke --out /tmp/s             # seconds, tiny sizes, no lock (tested)
     python benchmarks/state.py --markdown-only                  # rewrite results/state.md from the JSON
 
@@ -54,6 +54,7 @@ def worker(a):
     import numpy as np
 
     import brainpy_halfproj as bhp
+    case.compilations_so_far()  # count from here on
     brainstate.environ.set(dt=0.1 * u.ms)
     if a.native:
         bhp.use_native_kernels()
@@ -82,15 +83,17 @@ def worker(a):
         case.jax_block(run(np.arange(a.steps)))
         first_s = time.perf_counter() - t0
         case.wait_for_quiet()
+        compiled = case.compilations_so_far()
         b0, c0, t0 = case.cpu_busy_s(), case.own_cpu_s(), time.perf_counter()
         spikes = np.asarray(case.jax_block(run(np.arange(a.steps) + a.steps)))
         run_s = time.perf_counter() - t0
+        compilations = case.compilations_so_far() - compiled
         others = None if b0 is None else ((case.cpu_busy_s() - b0) - (case.own_cpu_s() - c0)) / run_s
         bio_s = a.steps * 0.1e-3
         out.update(n=n_total, steps=a.steps, build_s=build_s, first_call_s=first_s,
                    compile_s=max(first_s - run_s, 0.), run_s=run_s, s_per_bio_s=run_s / bio_s,
                    kernel_calls_per_step=calls, rate_hz=float(spikes.sum()) / n_total / bio_s,
-                   state_elems=sw.state_elems(net), others_cores_during=others)
+                   state_elems=sw.state_elems(net), others_cores_during=others, compilations_during_run=compilations)
     out['peak_rss_mb'] = case.peak_rss_mb()
     return out
 
@@ -99,6 +102,7 @@ def _worker_microcircuit(a, ns):
     """``microcircuit.py``'s protocol: 100 ms chunks of transient (the first compiles), then the run."""
     import brainstate
     import brainunit as u
+    import case
     import state_workloads as sw
 
     from brainpy_halfproj.models import PUBLISHED_RATES, population_rates, simulate_state, state_microcircuit
@@ -114,18 +118,20 @@ def _worker_microcircuit(a, ns):
     calls = sw.kernel_calls_per_step(step)
     chunk, n_chunks = 100.0, max(2, int(round(a.transient / 100.0)))
     times = []
-    for k in range(n_chunks):
+    for k in range(n_chunks):  # the loop of the measured run (1000 steps a call): its first chunk compiles it
         t0 = time.perf_counter()
-        simulate_state(net, chunk, start_step=k * 1000)
+        simulate_state(net, chunk, record='counts', start_step=k * 1000)
         times.append(time.perf_counter() - t0)
     steady = statistics.mean(times[1:])
     net.reset_spike_counts()
+    compiled = case.compilations_so_far()
     t0 = time.perf_counter()
-    simulate_state(net, a.duration, start_step=n_chunks * 1000)
+    simulate_state(net, a.duration, record='counts', start_step=n_chunks * 1000)
     run_s = time.perf_counter() - t0
     return dict(scale=a.scale, seed=a.seed, neurons=int(sum(net.sizes.values())), projections=len(net.projections),
                 build_s=build_s, compile_s=times[0] - steady, transient_ms=n_chunks * chunk, duration_ms=a.duration,
-                s_per_bio_s=run_s / (a.duration * 1e-3), kernel_calls_per_step=calls,
+                s_per_bio_s=run_s / (a.duration * 1e-3), compilations_during_run=case.compilations_so_far() - compiled,
+                kernel_calls_per_step=calls,
                 rates=population_rates(net, a.duration), published_full_scale=PUBLISHED_RATES)
 
 
@@ -293,7 +299,37 @@ def markdown(doc):
                          f"{_fmt(_median(ok, 'compile_s'), '.1f')} | {_fmt(_median(ok, 's_per_bio_s'), '.3f')} | "
                          f"{_fmt(_median(ok, 'peak_rss_mb'), '.0f')} | {tail}")
         lines.append('')
+        if section == 'microcircuit':
+            lines += MICROCIRCUIT_NOTES
     return '\n'.join(lines).rstrip() + '\n'
+
+
+MICROCIRCUIT_NOTES = [
+    'The brainpy.state model (`brainpy_halfproj/models/microcircuit_state.py`) is wired from the same '
+    '`potjans2014.derive` parameters and seeds as the bp.dyn model: the same JIT kernel and seeds (so the '
+    'same synapses and weights), delays, initial potentials and Poisson counts. It differs in three '
+    'places, by construction: brainpy.state\'s `Expon` adds a step\'s input after the decay (the weights '
+    'are derived for that order, `merged=False`), `LIFRef` clamps while `t - t_spike < tau_ref` (given '
+    'as 2.05 ms, so both clamp 20 steps), and a neuron that starts at or above threshold is reset '
+    'without a spike where bp.dyn (and NEST) let it spike in the first step. From potentials below '
+    'threshold the two give the same raster until a rounding difference tips a spike (77 ms at scale '
+    '0.1, seed 3; `tests/test_microcircuit_state.py`).',
+    '',
+    'Upstream\'s own cortical example for brainpy.state (`examples/203_cortical_model.py` in '
+    'chaobrain/brainpy.state) is written in brainpy 1.x\'s API (`bp.NeuGroup`, `bp.synapses.TwoEndConn`, '
+    '`bm.pre2post_event_sum`, `update(self, _t, _dt)`) and does not run on brainpy 2.9. Where it helps: '
+    'its neurons and synapses are ours (tau_m 10 ms, C_m 250 pF, tau_syn 0.5 ms, t_ref 2 ms, '
+    'V_reset -65 mV, V_th -50 mV, 87.8 pA weights with 10 % spread, g = -4, L4E -> L2/3E doubled), and '
+    'it too draws one normal delay per presynaptic neuron. It differs in: full scale only (no scaling '
+    'rule, no DC compensation); connectivity by the table\'s pair probability as it runs '
+    '(`conn_type=1`, our `connectivity=\'table\'`: fewer synapses than the reference), the reference\'s '
+    'total number with multapses only as an option; weights clipped at 0 instead of the multapse '
+    'moments; inhibitory delays 0.8 +- 0.4 ms (the reference: 0.75 +- 0.375 ms); background as a DC '
+    'current scaled by an unexplained 0.3512 (as it runs) or a normal approximation whose mean grows '
+    'with the population size instead of K_ext, where ours draws K_ext x 8 Hz Poisson counts per neuron '
+    'into the synapse; one initial potential distribution (-65 +- 5 mV) for all populations; a delay '
+    'buffer per projection (ours: one per population, shared by its 7-8 projections).',
+]
 
 
 def main(argv=None):
@@ -319,6 +355,8 @@ def main(argv=None):
     ap.add_argument('--mc-scale', type=float, action='append', help='microcircuit scale (repeatable; default 0.1)')
     ap.add_argument('--smoke', action='store_true', help='tiny sizes, one repetition, no lock')
     ap.add_argument('--out', default=HERE, help='folder that gets results/state.json and results/state.md')
+    ap.add_argument('--append', action='store_true',
+                    help='keep the records of earlier runs, except those of the rows run again')
     ap.add_argument('--markdown-only', action='store_true')
     a = ap.parse_args(argv)
     if a.worker:
@@ -345,16 +383,22 @@ def main(argv=None):
             cfg.reps, cfg.n, cfg.steps, cfg.groups, cfg.n_pop = 1, 200, 50, 4, 50
             cfg.mc_scales, cfg.mc_transient, cfg.mc_duration, cfg.locked, cfg.brian2 = [0.02], 200., 100., False, None
         doc = dict(smoke=a.smoke, machine=machine_info(), config={k: v for k, v in vars(cfg).items()})
+        prior = []
+        if a.append and os.path.exists(json_path):  # earlier records, except those of the rows run again
+            rerun = {(section, name) for section, name, *_ in _cases(cfg)}
+            with open(json_path) as f:
+                prior = [r for r in json.load(f)['records'] if (r['section'], r['row']) not in rerun]
 
         def save(records):
             with open(json_path + '.tmp', 'w') as f:
-                json.dump(dict(doc, records=records), f, indent=1, default=str)
+                json.dump(dict(doc, records=prior + records), f, indent=1, default=str)
             os.replace(json_path + '.tmp', json_path)
 
         cfg.save = save
-        doc['records'] = run(cfg)
+        records = run(cfg)
         doc['config'].pop('save', None)
-        save(doc['records'])
+        save(records)
+        doc['records'] = prior + records
     with open(md_path, 'w') as f:
         f.write(markdown(doc))
     print(f'wrote {md_path}', flush=True)
