@@ -15,8 +15,9 @@ are its own), the cases of a repetition in alternating order, all under
   without native kernels, at ``--mc-scale`` (0.1 by default; 1 for the full model).
 
 Medians over ``--reps`` processes per row. Kernel calls per step are custom calls in the
-compiled program of one step. Results: ``results/state.json``; ``results/state.md`` (included
-in ``BENCHMARKS.md`` by ``run.py --report-only``).
+compiled program of one step. Results: ``results/state.json`` (its records under ``cases``, so
+that ``report.py`` leaves them to this script); ``results/state.md`` (included in
+``BENCHMARKS.md`` by ``run.py --report-only``).
 
     python benchmarks/state.py                                  # all sections, then results/state.md
     python benchmarks/state.py --only seed --reps 5 --brian2 /tmp/vbrian/bin/python
@@ -206,7 +207,7 @@ def run(cfg):
                 rec = runner.run_case(python, script, [str(x) for x in args], locked=cfg.locked,
                                       timeout=cfg.timeout)
             rec = _normalise(rec, script)
-            rec.update(section=section, row=name, rep=rep)
+            rec.update(section=section, row=name, rep=rep, date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
             runner.log(f"{section} | {name} | rep {rep}: " + (rec['error'][-200:] if 'error' in rec else
                        f"{rec['s_per_bio_s']:.3f} s per bio s, build {rec.get('build_s', 0):.1f} s, "
                        f"calls {rec.get('kernel_calls_per_step', '-')}, rss {rec.get('peak_rss_mb', 0):.0f} MB"))
@@ -240,19 +241,27 @@ def _rates_reference(rows, rec):
     return _rates(same) if same else None
 
 
+def _dates(recs, machine):
+    """When the rows ran: the first and last case's date (the run's start where cases have none)."""
+    dates = sorted(r['date'] for r in recs if r.get('date'))
+    if not dates:
+        return machine.get('date', '?')
+    return dates[0] if dates[0] == dates[-1] else f'{dates[0]} to {dates[-1]}'
+
+
 def _fmt(x, spec):
     return '–' if x is None else format(x, spec)
 
 
 def markdown(doc):
     """``results/state.md`` from the records of one run."""
-    recs, m = doc['records'], doc.get('machine', {})
+    recs, m = doc['cases'], doc.get('machine', {})
     versions = next((r['versions'] for r in recs if r.get('api') == 'brainpy.state' and 'versions' in r), {})
     lines = ['## brainpy.state beside bp.dyn', '',
              'Written by `python benchmarks/state.py` (its docstring says how the rows are built). '
              'Every row is a median over processes of the same run, on this shared 2-core machine '
              f"({m.get('cpu', '?')}, {m.get('cores', '?')} cores; Python {m.get('python', '?')}; "
-             + ', '.join(f'{k} {v}' for k, v in versions.items() if k != 'python') + f"; {m.get('date', '?')}, "
+             + ', '.join(f'{k} {v}' for k, v in versions.items() if k != 'python') + f"; run {_dates(recs, m)}, "
              f"commit {m.get('commit', '?')}). s per bio s: wall time per biological second of a "
              'steady-state call (the microcircuit: after its transient); build: constructing the model; '
              'compile: first call minus a steady call; kernel calls: custom calls in the compiled step.', '']
@@ -387,18 +396,18 @@ def main(argv=None):
         if a.append and os.path.exists(json_path):  # earlier records, except those of the rows run again
             rerun = {(section, name) for section, name, *_ in _cases(cfg)}
             with open(json_path) as f:
-                prior = [r for r in json.load(f)['records'] if (r['section'], r['row']) not in rerun]
+                prior = [r for r in json.load(f)['cases'] if (r['section'], r['row']) not in rerun]
 
         def save(records):
             with open(json_path + '.tmp', 'w') as f:
-                json.dump(dict(doc, records=prior + records), f, indent=1, default=str)
+                json.dump(dict(doc, cases=prior + records), f, indent=1, default=str)
             os.replace(json_path + '.tmp', json_path)
 
         cfg.save = save
         records = run(cfg)
         doc['config'].pop('save', None)
         save(records)
-        doc['records'] = prior + records
+        doc['cases'] = prior + records
     with open(md_path, 'w') as f:
         f.write(markdown(doc))
     print(f'wrote {md_path}', flush=True)
