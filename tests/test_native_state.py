@@ -168,11 +168,12 @@ def test_numba_parallel_kernels():
 
     spikes = jnp.asarray(np.random.default_rng(4).random(M) < 0.3)
     make = _families()["fixed_num_per_pre"]
+    before = be.config.get_numba_parallel()
     be.config.set_numba_parallel(True)
     try:
         reference, native, targets = _bridge_and_native(make, lambda A: be.BinaryArray(spikes) @ A)
     finally:
-        be.config.set_numba_parallel(False)
+        be.config.set_numba_parallel(before)
     _assert_native(targets)
     np.testing.assert_array_equal(native, reference)
 
