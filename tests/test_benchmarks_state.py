@@ -48,7 +48,7 @@ def test_the_tables_show_medians_and_the_rows_not_run_yet(record):
             for rep, s in enumerate((3.0, 1.0, 2.0))]
     rows.append(dict(section="seed", row="plugin state, JIT, fused", rep=0,
                      error="exit 1: ModuleNotFoundError: No module named 'brainpy_halfproj.state'"))
-    text = state.markdown(dict(smoke=True, machine={"cpu": "test"}, records=rows))
+    text = state.markdown(dict(smoke=True, machine={"cpu": "test"}, cases=rows))
     assert "### Seed E/I network" in text and "SMOKE RUN" in text
     line = next(ln for ln in text.splitlines() if ln.startswith("| brainpy.state, JIT |"))
     assert "| 2 |" in line and "| 2.000 |" in line and line.endswith("| 3 |")  # calls, median, processes
