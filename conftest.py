@@ -1,5 +1,7 @@
 """Doctest collection across brainpy lines.
 
+The brainpy.state microcircuit (``models/microcircuit_state.py``) is collected on brainpy >= 2.9 only.
+
 The examples of ``partition`` and friends run a model on a device mesh, which the
 brainpy 2.5 line (brainpylib kernels, JAX 0.4.25) cannot do: there ``partition`` raises
 ``PartitionError`` (tested in ``tests/test_partition.py``), so those examples are skipped
@@ -14,7 +16,8 @@ import pytest
 from brainpy_halfproj._compat import BRAINPY_VERSION
 
 collect_ignore_glob = [] if BRAINPY_VERSION >= (2, 9) else ["brainpy_halfproj/state.py", "brainpy_halfproj/_state_*.py",
-                                                           "tests/_state_nets.py"]
+                                                           "tests/_state_nets.py",
+                                                           "brainpy_halfproj/models/microcircuit_state.py"]
 
 _NEEDS_PARTITION = {
     "brainpy_halfproj._partitioned_csr.PartitionedCSR",

@@ -24,6 +24,17 @@ brainevent's own ctypes mirror of XLA's ``c_api.h``, and the FFI API version
 it reports is brainevent's. A kernel that cannot be compiled this way keeps
 brainevent's path, and :func:`native_kernel_report` says which and why.
 
+What it covers
+--------------
+On brainevent 0.2.1 and 0.3.0 every numba CPU kernel registers through that one function, and
+every other CPU default of brainevent's primitives is plain XLA (no custom call at all). So the
+switch covers the kernels that ``bp.dyn`` layers reach and those that brainpy.state networks reach
+through brainstate's layers alike: ``FixedNumPerPre``/``FixedNumPerPost`` (the
+``ell_binary_matvec`` kernels behind ``brainstate.nn.EventFixedProb``), ``CSR``/``CSC``,
+``Dense``, the JIT connectivity classes, as matrix-vector and matrix-matrix products, binary,
+weighted or float, and the plasticity updates (``tests/test_native.py``,
+``tests/test_native_state.py``).
+
 Nothing here runs on import: importing the plugin leaves brainevent as it is.
 Programs traced while the switch is on keep the handlers they were compiled
 with; switching off affects programs traced afterwards.

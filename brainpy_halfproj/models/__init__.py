@@ -4,6 +4,11 @@ The Potjans & Diesmann (2014) cortical microcircuit: its physics in
 :mod:`~brainpy_halfproj.models.potjans2014`, its wiring in :class:`Microcircuit`
 (:func:`microcircuit` builds it).
 
+The ``bp.dyn`` models are imported here; the brainpy.state microcircuit
+(:mod:`~brainpy_halfproj.models.microcircuit_state`: ``StateMicrocircuit``,
+``state_microcircuit``, ``simulate_state``) is imported on first use, since brainpy.state
+exists on brainpy >= 2.9 only.
+
 Examples
 --------
 >>> from brainpy_halfproj import models
@@ -12,6 +17,8 @@ Examples
 >>> models.PUBLISHED_RATES['L23E'] < models.PUBLISHED_RATES['L23I']
 True
 """
+from typing import Any
+
 from . import potjans2014 as potjans2014
 from .microcircuit import CONN_PROBS as CONN_PROBS
 from .microcircuit import FULL_SIZES as FULL_SIZES
@@ -26,5 +33,28 @@ from .microcircuit import simulate as simulate
 from .potjans2014 import MicrocircuitParams as MicrocircuitParams
 from .potjans2014 import derive as derive
 
-# The public names: everything imported above (see brainpy_halfproj/__init__.py).
-__all__ = sorted(name for name in dir() if not name.startswith("_"))
+# The public names: everything imported above (see brainpy_halfproj/__init__.py); the
+# brainpy.state names below are looked up on first use and not star-imported.
+__all__ = sorted(name for name in dir() if not name.startswith("_") and name != "Any")
+
+_STATE_NAMES = ("StateMicrocircuit", "state_microcircuit", "simulate_state", "default_state_namespace")
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _STATE_NAMES:
+        raise AttributeError(f"module 'brainpy_halfproj.models' has no attribute {name!r}")
+    from .._compat import BRAINPY_VERSION
+
+    if BRAINPY_VERSION < (2, 9):
+        import sys
+
+        import brainpy
+
+        raise ImportError(
+            f"brainpy_halfproj.models.{name} builds the microcircuit from brainpy.state, which needs brainpy >= 2.9 "
+            f"(Python >= 3.12); this is brainpy {brainpy.__version__} on Python {sys.version_info.major}."
+            f"{sys.version_info.minor}. Use brainpy_halfproj.models.microcircuit (bp.dyn) on this line."
+        )
+    from . import microcircuit_state
+
+    return getattr(microcircuit_state, name)

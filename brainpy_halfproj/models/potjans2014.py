@@ -65,7 +65,9 @@ What the options do
     exp(-dt / tau_syn)``), not as the exact integral ``tau_syn * w``. A merged
     synapse decays a jump before the membrane first sees it, an unmerged one adds it
     after the decay; :func:`charge_correction` scales the weights so that both
-    deliver the exact charge (and then both see the same current sequence).
+    deliver the exact charge (and then both see the same current sequence). brainpy.state's
+    ``Expon`` adds its input after the decay, merged or not: its microcircuit
+    (:mod:`brainpy_halfproj.models.microcircuit_state`) takes the weights for ``merged=False``.
 
 Examples
 --------
