@@ -6,7 +6,7 @@ JAX and Random123 use 20 rounds by default; the background uses 13 (``BACKGROUND
 the shortest variant for which Random123 publishes known answers (the tests check 13, 20
 and 32 rounds against them), and its counts pass the same statistical tests as with 20
 (``tests/test_poisson.py``). A Threefry round is most of a draw's cost, and the draws are
-most of the background's: 13 rounds instead of 20 make it about 1.4x faster. Why not
+most of the background's (measured in ``BENCHMARKS.md``). Why not
 ``jax.random``: on CPU its threefry is lowered to rolled loops and a key must be split and
 carried every step, which made the microcircuit's background cost several milliseconds per
 step; a counter-based generator needs no state at all. The counter of a draw is
