@@ -26,8 +26,10 @@ duration is its own work and the parts add up to the step (with two cores, indep
 thunks overlap and a split loop waits for its slower half, so the sum says little). The
 wall time per step without tracing is measured on one core and on two (both cores, as
 users run it), as medians over ``--repeats`` chunks, with the CPU used by other processes
-during the chunks (the machine is shared). ``executor`` is the traced wall time not spent
-in any thunk (loop control, the thunk executor, the profiler's own events).
+during the chunks (the machine is shared). ``executor`` is the untraced CPU time per step
+(one core) not explained by the thunks (loop control, the thunk executor). ``sampler alone``
+times the background's draws outside the model (the same generators and sizes, in a loop of
+their own): the profile cannot separate them from the synapse update XLA fuses them with.
 
 Every worker is its own process, under ``flock /tmp/halfproj-cpu.lock``. Results are merged
 into ``results/breakdown.json`` (keyed by label, line, scale, variant, cores) and
@@ -64,7 +66,7 @@ TRACE_FLAG = "--xla_cpu_enable_xprof_traceme=true"
 
 #: The parts of a step, in table order. ``event kernels``: custom calls; ``other``: every
 #: thunk outside the scoped parts (spike counters, loop counter, copies XLA inserts);
-#: ``executor``: traced wall time outside every thunk.
+#: ``executor``: CPU time per step outside every thunk.
 PARTS = ("event kernels", "background", "delay read", "delay write", "synapse", "neuron", "other", "executor")
 _TRIVIAL = {"parameter", "constant", "bitcast", "broadcast", "tuple", "get-tuple-element", "reshape"}
 
@@ -228,22 +230,30 @@ def worker(a: argparse.Namespace) -> dict:
         others.append(((_cpu_busy_s() - b0) - cpus[-1]) / walls[-1])
     spikes = {p: float(np.asarray(net.spike_counts[p].value).sum()) / (a.repeats * steps) for p in POPULATIONS}
 
-    trace_dir = tempfile.mkdtemp(prefix="bhp_breakdown_")
-    try:
-        jax.profiler.start_trace(trace_dir)
-        traced = chunk(2 + a.repeats)
-        jax.profiler.stop_trace()
-        events = _trace_events(trace_dir)
-    finally:
-        shutil.rmtree(trace_dir, ignore_errors=True)
-
-    # Each thunk runs once per step: its mean duration over the chunk's steps, without the
-    # steps in which another process took the core (see ``_robust_mean``). Every duration
-    # includes the cost of recording the event, estimated as the duration of the cheapest
-    # thunk (a scalar operation) and taken off every thunk; what the parts do not explain of
-    # the untraced step is the executor's (dispatch, loop control).
+    # The same chunk is traced ``--traces`` times from the same state (the model's variables
+    # are put back before each), so every trace does the same work; for each thunk, the mean
+    # duration over the chunk's steps (without steps in which another process took the core,
+    # see ``_robust_mean``) of the least disturbed trace counts. Every duration includes the
+    # cost of recording the event, estimated as the duration of the cheapest thunk (a scalar
+    # operation) and taken off every thunk; what the parts do not explain of the untraced
+    # step's CPU time is the executor's (dispatch, loop control).
     instr, comps = parse_hlo(hlo)
-    thunks = {name: _robust_mean(d) / 1e3 for name, d in events.items() if len(d) == steps and name in instr}
+    start = [(var, var.value) for var in net.vars().unique().values()]
+    traces, traced = [], []
+    for _ in range(a.traces):
+        for var, value in start:
+            var.value = value
+        trace_dir = tempfile.mkdtemp(prefix="bhp_breakdown_")
+        try:
+            jax.profiler.start_trace(trace_dir)
+            traced.append(chunk(2 + a.repeats))
+            jax.profiler.stop_trace()
+            events = _trace_events(trace_dir)
+        finally:
+            shutil.rmtree(trace_dir, ignore_errors=True)
+        traces.append({name: _robust_mean(d) / 1e3 for name, d in events.items()
+                       if len(d) == steps and name in instr})
+    thunks = {name: min(t.get(name, np.inf) for t in traces) for name in traces[0]}
     unmatched = sorted(name for name, d in events.items()
                        if len(d) == steps and name not in instr and not name.startswith(("$", "end: ")))
     record_us = min(thunks.values())
@@ -260,6 +270,8 @@ def worker(a: argparse.Namespace) -> dict:
     cpu_us = float(np.median(cpus)) / steps * 1e6
     parts["executor"]["us"] = (cpu_us if a.cores == 1 else wall_us) - sum(p["us"] for p in parts.values())
 
+    sampler_us = _time_sampler(net, steps) if net.sources else None
+
     # synapses per spike of each population (expected; exact for the stored connectivity)
     prm = net.params
     out_degree = {pre: float(sum(prm.realised_prob[POPULATIONS.index(post), POPULATIONS.index(pre)] * net.sizes[post]
@@ -274,16 +286,39 @@ def worker(a: argparse.Namespace) -> dict:
         steps=steps, repeats=a.repeats, neurons=int(sum(net.sizes.values())),
         build_s=build_s, first_chunk_s=first,
         wall_us=wall_us, wall_us_all=[w / steps * 1e6 for w in walls], cpu_us=cpu_us,
-        others_cores=float(np.median(others)), traced_us=traced / steps * 1e6, record_us=record_us,
+        others_cores=float(np.median(others)), traced_us=min(traced) / steps * 1e6, record_us=record_us,
         thunks_per_step=len(thunks), unmatched_thunks=unmatched,
         parts=parts, mixed=sorted(mixed, key=lambda m: -m["us"])[:12],
-        spikes_per_step=spikes, events_per_step=events,
+        spikes_per_step=spikes, events_per_step=events, sampler_us=sampler_us,
         sizes=dict(net.sizes), kernel_outputs_per_post=calls_into,
         hlo_fusions=sum(1 for v in instr.values() if v[0] == "fusion"),
         peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         versions=dict(brainpy=bp.__version__, jax=jax.__version__,
                       brainevent=_version("brainevent")),
     )
+
+
+def _time_sampler(net, steps: int) -> float:
+    """CPU µs per step of the background's draws for every population, in a loop of their own."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from brainpy_halfproj.models._poisson import poisson_counts
+
+    sources = list(net.sources.values())
+
+    def body(i, total):
+        return total + sum(poisson_counts(s.thresholds, s.key, i.astype(jnp.uint32), s.size).sum() for s in sources)
+
+    loop = jax.jit(lambda k: jax.lax.fori_loop(k * steps, (k + 1) * steps, body, jnp.float32(0)))
+    loop(0).block_until_ready()
+    cpus = []
+    for k in range(1, 4):
+        c = _own_cpu_s()
+        loop(k).block_until_ready()
+        cpus.append(_own_cpu_s() - c)
+    return float(np.median(cpus)) / steps * 1e6
 
 
 def _version(name: str) -> str | None:
@@ -379,14 +414,17 @@ def write_markdown(data: dict) -> str:
         "parts (thunk dispatch, loop control). Wall time per step without tracing on one core and on both "
         "(as users run it): medians of chunks; in brackets the cores other processes used meanwhile (the "
         "machine is shared, and a loaded second core slows a two-core run). `s per bio s`: the faster "
-        "wall time. Microcircuit `seed=1`, native kernels; events per step from the spike counts of the "
-        "timed chunks and each population's expected synapses per spike.",
+        "wall time. `sampler alone`: CPU time of the background's draws in a loop of their own (XLA fuses "
+        "them with the synapse update, so the profile's `background` holds both). Microcircuit "
+        "`seed=1`, native kernels; events per step from the spike counts of the timed chunks and each "
+        "population's expected synapses per spike. The profiled chunk is traced three times from the "
+        "same state; per thunk, the least disturbed trace counts.",
         "",
         f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores; commit {m.get('commit', '?')}.",
         "",
     ]
     header = ("| run | 1 core: wall / CPU µs per step (others) | 2 cores: wall (others) | s per bio s | "
-              + " | ".join(PARTS) + " | thunks | rec. µs | events / step | kernel ns / event |")
+              + " | ".join(PARTS) + " | sampler alone | thunks | rec. µs | events / step | kernel ns / event |")
     lines += [header, "| --- |" + " ---: |" * (header.count("|") - 2)]
     groups: dict = collections.defaultdict(dict)
     for r in runs.values():
@@ -408,7 +446,9 @@ def write_markdown(data: dict) -> str:
             cells.append(f"{_fmt(us)} ({us / total * 100:.0f} %)")
         events = prof["events_per_step"]
         kernel_ns = f"{prof['parts']['event kernels']['us'] * 1e3 / events:.1f}" if events >= 1 else "–"
-        cells += [str(prof["thunks_per_step"]), f"{prof['record_us']:.2f}", f"{events:.0f}", kernel_ns]
+        sampler = prof.get("sampler_us")
+        cells += ["–" if sampler is None else _fmt(sampler), str(prof["thunks_per_step"]), f"{prof['record_us']:.2f}",
+                  f"{events:.0f}", kernel_ns]
         lines.append("| " + " | ".join(cells) + " |")
     mixed = collections.Counter()
     for r in runs.values():
@@ -499,6 +539,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cores", type=int, nargs="*", default=[1, 2], help="1 (pinned; profiled), 2")
     ap.add_argument("--steps", type=int, default=500, help="steps per chunk (timed and profiled)")
     ap.add_argument("--repeats", type=int, default=5, help="timed chunks (median)")
+    ap.add_argument("--traces", type=int, default=3, help="profiled runs of one chunk (the least disturbed counts)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--bridge", action="store_true", help="brainevent's Python bridge instead of native kernels")
     ap.add_argument("--label", default="now", help="key of these runs in the JSON, e.g. before / after")
@@ -523,7 +564,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = dict(item.split("=", 1) for item in a.line) or {"this": sys.executable}
     trees = {tag: Path(path).resolve() for tag, path in (item.split("=", 1) for item in a.tree)} or {a.label: ROOT}
     if a.smoke:
-        a.scale, a.variants, a.cores, a.steps, a.repeats = [0.02], ["merged"], [1], 20, 2
+        a.scale, a.variants, a.cores, a.steps, a.repeats, a.traces = [0.02], ["merged"], [1], 20, 2, 1
     data = json.loads(JSON_PATH.read_text()) if JSON_PATH.exists() and not a.smoke else {"runs": {}}
     data["machine"] = machine_info()
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
@@ -539,7 +580,8 @@ def main(argv: list[str] | None = None) -> None:
                 for cores in a.cores:
                     for tag, tree in trees.items():
                         args = ["--worker", "--scale", str(scale), "--variant", variant, "--cores", str(cores),
-                                "--steps", str(a.steps), "--repeats", str(a.repeats), "--seed", str(a.seed)]
+                                "--steps", str(a.steps), "--repeats", str(a.repeats), "--traces", str(a.traces),
+                                "--seed", str(a.seed)]
                         r = _run(python, args + (["--bridge"] if a.bridge else []), TRACE_FLAG, tree,
                                  locked=not a.smoke)
                         r.update(label=tag, date=stamp)
