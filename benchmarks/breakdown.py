@@ -331,20 +331,11 @@ def _version(name: str) -> str | None:
 
 # --------------------------------------------------------------------------- floor
 def floor_worker(a: argparse.Namespace) -> dict:
-    """Memory bandwidth (copy) and the cost of one scattered add, on one core."""
+    """Memory bandwidth, and the cost of one random access (a scattered add, a gather), on one core."""
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     import jax
-    import jax.numpy as jnp
+    import numba
     import numpy as np
-
-    def best(f, *args, reps=9):
-        jax.block_until_ready(f(*args))
-        ts = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            jax.block_until_ready(f(*args))
-            ts.append(time.perf_counter() - t)
-        return float(np.median(ts))
 
     def bandwidth(nbytes: int, passes: int) -> float:
         """GB/s of an in-place ``x += 1`` over ``nbytes`` (read and written once per pass)."""
@@ -359,13 +350,38 @@ def floor_worker(a: argparse.Namespace) -> dict:
         return 2 * nbytes * passes / float(np.median(ts)) / 1e9
 
     out = {"cache_gb_s": bandwidth(4 * 2**20, 64), "dram_gb_s": bandwidth(512 * 2**20, 2)}
-    n_post, events = 20000, 120_000
+    # Random access, as a compiled loop does it (numba, which brainevent's CPU kernels use):
+    # one scattered add per synaptic event into a post population, one gathered byte per
+    # neuron from a delay buffer (rows at random, as per-neuron delays read them).
+    @numba.njit(cache=False)
+    def scatter(out, idx, w):
+        for k in range(idx.size):
+            out[idx[k]] += w[k]
+
+    @numba.njit(cache=False)
+    def gather(buf, rows, out):
+        for j in range(rows.size):
+            out[j] = buf[rows[j], j]
+
+    def per_item_ns(f, args, items):
+        f(*args)
+        ts = []
+        for _ in range(9):
+            t = time.perf_counter()
+            for _ in range(20):
+                f(*args)
+            ts.append(time.perf_counter() - t)
+        return float(np.median(ts)) / (20 * items) * 1e9
+
     rng = np.random.default_rng(0)
-    idx = jnp.asarray(rng.integers(0, n_post, events), dtype=jnp.int32)
-    w = jnp.asarray(rng.normal(size=events), dtype=jnp.float32)
-    scatter = jax.jit(lambda w, idx: jax.lax.fori_loop(
-        0, 20, lambda i, y: y.at[idx].add(w * i, mode="promise_in_bounds"), jnp.zeros(n_post, jnp.float32)))
-    out["scatter_ns_per_event"] = best(scatter, w, idx) / (20 * events) * 1e9
+    n_post, events = 20000, 100_000
+    idx = rng.integers(0, n_post, events).astype(np.int32)
+    out["scatter_ns_per_event"] = per_item_ns(scatter, (np.zeros(n_post, np.float32), idx,
+                                                        rng.normal(size=events).astype(np.float32)), events)
+    n, length = 20683, 49
+    buf = rng.random((length, n)) < 0.01
+    out["gather_ns_per_neuron"] = per_item_ns(gather, (buf, rng.integers(0, length, n).astype(np.int32),
+                                                       np.zeros(n, bool)), n)
     out["versions"] = dict(jax=jax.__version__)
     return out
 
@@ -475,7 +491,7 @@ def floor_bytes(r: dict) -> dict[str, float]:
         "event kernels": 4.0 * sum(sizes[p] * outs[p] for p in sizes),  # zeroing each call's output
         "synapse": 4.0 * sum(sizes[p] * (2 + outs[p]) for p in sizes),  # g read and written, each output read
         "neuron": 21.0 * n,  # V, last spike time, input read; V, last spike time, spike written
-        "delay read": 5.0 * n,  # the spike and the neuron's delay
+        "delay read": 4.0 * n,  # the neuron's delay (the spike: one random access, see floor_markdown)
         "delay write": 1.0 * n,
         "other": 8.0 * n,  # spike counters
     }
@@ -487,13 +503,15 @@ def floor_markdown(floor: dict, runs: dict) -> list[str]:
     for line, f in sorted(floor.items()):
         lines.append(f"- brainpy {line} (jax {f['versions']['jax']}), one core: copy bandwidth "
                      f"{f['cache_gb_s']:.0f} GB/s in cache (4 MiB), {f['dram_gb_s']:.0f} GB/s from memory "
-                     f"(512 MiB); a scattered add of one event into a 20,000-neuron vector "
-                     f"{f['scatter_ns_per_event']:.2f} ns.")
+                     f"(512 MiB); in a compiled loop (numba), a scattered add of one event into a "
+                     f"20,000-neuron vector {f['scatter_ns_per_event']:.2f} ns, a byte gathered from a random "
+                     f"row of a 49 x 20,683 delay buffer {f.get('gather_ns_per_neuron', float('nan')):.2f} ns.")
     lines += [
         "",
         "Floor per part: the bytes it must move in one pass (state read and written once, nothing "
-        "recomputed; the whole state fits in the 32 MiB cache) at the cache bandwidth, plus, for the "
-        "event kernels, one scattered add per synaptic event. The background's floor is arithmetic, "
+        "recomputed; the whole state fits in the 32 MiB cache) at the cache bandwidth, plus one "
+        "scattered add per synaptic event for the event kernels and one random gather per neuron for "
+        "the delay read. The background's floor is arithmetic, "
         "not memory (its counts are consumed where they are drawn): it is left out. The profile puts the "
         "synapse update in the background's fused loop, so the two are compared together.",
         "",
@@ -509,6 +527,7 @@ def floor_markdown(floor: dict, runs: dict) -> list[str]:
         bw = f["cache_gb_s"]  # bytes per ns
         fl = {k: v / bw / 1e3 for k, v in floor_bytes(r).items()}
         fl["event kernels"] += r["events_per_step"] * f["scatter_ns_per_event"] / 1e3
+        fl["delay read"] += sum(r["sizes"].values()) * f.get("gather_ns_per_neuron", 0.0) / 1e3
         parts = r["parts"]
 
         def pair(measured: float, floor_us: float) -> str:
