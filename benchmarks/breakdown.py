@@ -382,6 +382,9 @@ def floor_worker(a: argparse.Namespace) -> dict:
     buf = rng.random((length, n)) < 0.01
     out["gather_ns_per_neuron"] = per_item_ns(gather, (buf, rng.integers(0, length, n).astype(np.int32),
                                                        np.zeros(n, bool)), n)
+    from importlib import metadata
+
+    out["line"] = metadata.version("brainpy")
     out["versions"] = dict(jax=jax.__version__)
     return out
 
@@ -467,13 +470,14 @@ def write_markdown(data: dict) -> str:
                   f"{events:.0f}", kernel_ns]
         lines.append("| " + " | ".join(cells) + " |")
     mixed = collections.Counter()
-    for r in runs.values():
-        if r["cores"] == 1:
-            for f in r["mixed"]:
-                mixed[" + ".join(sorted(f["instructions"]))] += 1
+    profiled = [r for r in runs.values() if r["cores"] == 1]
+    for r in profiled:
+        for kinds in {" + ".join(sorted(f["instructions"])) for f in r["mixed"]}:
+            mixed[kinds] += 1
     if mixed:
-        lines += ["", "Fused loops that hold more than one part (attributed to the part with most instructions): "
-                  + "; ".join(f"{k} ({v} runs)" for k, v in mixed.most_common()) + "."]
+        lines += ["", "Fused loops that hold more than one part (attributed to the part with most instructions), "
+                  f"and in how many of the {len(profiled)} profiled runs they occur: "
+                  + "; ".join(f"{k} ({v})" for k, v in mixed.most_common()) + "."]
     floor = data.get("floor")
     if floor:
         lines += ["", "### Floor", ""] + floor_markdown(floor, runs)
@@ -588,11 +592,10 @@ def main(argv: list[str] | None = None) -> None:
     data["machine"] = machine_info()
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
     new = []
-    for label, python in lines.items():
+    for _label, python in lines.items():
         if a.floor:
             f = _run(python, ["--floor-worker"])
-            line = label if label != "this" else "?"
-            data.setdefault("floor", {})[line] = dict(f, date=stamp)
+            data.setdefault("floor", {})[f["line"]] = dict(f, date=stamp)
             continue
         for scale in a.scale or [0.1]:
             for variant in a.variants:
