@@ -72,7 +72,7 @@ def test_report_has_one_row_per_run_and_the_floor(breakdown):
     before = next(ln for ln in rows if ln.startswith("| before:"))
     assert "| 200 / 200 (0.1) | 100 (0.1) | 1.00 |" in before  # 1 core, 2 cores, s per bio s (the faster)
     assert "| 100 (50 %) | 50 (25 %) |" in before  # event kernels, background: µs and share
-    assert "background + synapse (2 runs)" in text  # the profiled (one-core) runs
+    assert "in how many of the 2 profiled runs they occur: background + synapse (2)." in text
     # the kernels' floor: 1000 events x 1 ns, and zeroing 100 x 2 + 50 outputs of 4 bytes at 40 bytes/ns
     kernels_floor = (1000 * 1.0 + 4 * 250 / 40) / 1e3
     assert f"| 100 / {kernels_floor:.1f} ({100 / kernels_floor:.0f}x) |" in text
