@@ -84,6 +84,7 @@ def test_report_renders_every_section(smoke, tmp_path):
         with open(results / f'{name}.json', 'w') as f:
             json.dump(dict(doc, section=name, records=recs), f)
     (results / 'microcircuit.md').write_text('## Microcircuit\n\nverbatim text\n')
+    (results / 'breakdown.md').write_text('## Where a step goes\n\nverbatim breakdown text\n')
     (results / 'partition.md').write_text('## Partitioned\n\nverbatim partition text\n')
     text = report.render(str(results))
     for title in ('(a) Plugin overhead', '(b) Kernel paths', 'Threads and pinning',
@@ -91,7 +92,7 @@ def test_report_renders_every_section(smoke, tmp_path):
                   'Fused merge groups: multi-population network',
                   'Merging: multi-population', '(c) Peers', 'Scaling with N'):
         assert '## ' + title in text, title
-    assert text.index('verbatim text') < text.index('## Partitioned')
+    assert text.index('verbatim text') < text.index('verbatim breakdown text') < text.index('## Partitioned')
     assert text.rstrip().endswith('verbatim partition text')
     assert 'Failed cases' in text
 

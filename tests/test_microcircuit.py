@@ -267,6 +267,12 @@ def test_delay_steps(kind):
         assert net.delay_buffers[p].max_length >= d.max()
 
 
+def test_delay_buffers_are_rings_written_in_place():
+    """``rotation`` writes one row per step; ``concat`` (brainpy's default in training mode) copies the buffer."""
+    net = microcircuit(SCALE, seed=0)
+    assert {d.method for d in net.delay_buffers.values()} == {"rotation"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["normal", "fixed"])
 def test_spikes_arrive_after_their_delay(kind):

@@ -6,18 +6,38 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from brainpy_halfproj.models._poisson import poisson_counts, poisson_thresholds, threefry2x32
+from brainpy_halfproj.models._poisson import BACKGROUND_ROUNDS, poisson_counts, poisson_thresholds, threefry2x32
 
 
-@pytest.mark.parametrize("key, counter, expected", [
-    ((0, 0), (0, 0), (0x6B200159, 0x99BA4EFE)),
-    ((0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
-    ((0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0)),
+@pytest.mark.parametrize("rounds, key, counter, expected", [
+    (20, (0, 0), (0, 0), (0x6B200159, 0x99BA4EFE)),
+    (20, (0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
+    (20, (0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0)),
+    (13, (0, 0), (0, 0), (0x9D1C5EC6, 0x8BD50731)),
+    (13, (0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0xFD36D048, 0x2D17272C)),
+    (13, (0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xBA3E4725, 0xF27D669E)),
+    (32, (0, 0), (0, 0), (0xCEE3D47E, 0xA23DFD5C)),
 ])
-def test_threefry_known_answers(key, counter, expected):
-    """Random123's known-answer vectors for Threefry-2x32-20 (also JAX's test vectors)."""
-    a, b = threefry2x32(key, jnp.uint32(counter[0]), jnp.uint32(counter[1]))
+def test_threefry_known_answers(rounds, key, counter, expected):
+    """Random123's known-answer vectors (``kat_vectors``) for Threefry-2x32-R; R = 20 are also JAX's."""
+    a, b = threefry2x32(key, jnp.uint32(counter[0]), jnp.uint32(counter[1]), rounds=rounds)
     assert (int(a), int(b)) == expected
+
+
+def test_threefry_rejects_bad_round_counts():
+    with pytest.raises(ValueError, match=r"`rounds` must be an int in \[1, 32\], got 0"):
+        threefry2x32((0, 0), jnp.uint32(0), jnp.uint32(0), rounds=0)
+
+
+def test_counts_use_the_background_rounds():
+    """The counts are the inverse CDF of the first/second word of Threefry-2x32-13 at (step, neuron)."""
+    assert BACKGROUND_ROUNDS == 13
+    t, n, step = poisson_thresholds(1.6), 11, 5
+    half = (n + 1) // 2
+    a, b = threefry2x32((3, 5), jnp.full(half, step, jnp.uint32), jnp.arange(half, dtype=jnp.uint32), rounds=13)
+    bits = np.concatenate([np.asarray(a), np.asarray(b)[:n - half]])
+    expected = (bits[:, None] >= t[None, :]).sum(1)
+    np.testing.assert_array_equal(np.asarray(poisson_counts(t, (3, 5), jnp.uint32(step), n)), expected)
 
 
 @pytest.mark.parametrize("lam", [0.05, 0.4, 1.28, 2.32])

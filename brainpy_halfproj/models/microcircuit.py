@@ -129,7 +129,8 @@ class Microcircuit(bp.DynSysGroup):
     populations : dict of str to brainpy.dyn.LifRef
         The eight neuron groups, keyed by :data:`POPULATIONS`.
     delay_buffers : dict of str to brainpy.VarDelay
-        One spike delay buffer per population, long enough for its longest delay.
+        One spike delay buffer per population, long enough for its longest delay (a ring
+        buffer: ``method="rotation"``).
     projections : dict of str to Projection
         ``'PRE->POST'`` for recurrent projections, ``'bg->POST'`` for the Poisson drive.
     routes : list of (str, str, Projection)
@@ -188,7 +189,10 @@ class Microcircuit(bp.DynSysGroup):
         # before writing this step's spikes, and brainpy's ``retrieve(s)`` then
         # returns the spikes written s - 1 steps earlier, so the entry is d + 2.
         entry_steps = {p: np.asarray(params.delay_steps[p]) + 2 for p in POPULATIONS}
-        self.delay_buffers = bm.NodeDict({p: bp.VarDelay(pops[p].spike) for p in POPULATIONS})
+        # "rotation": each step writes one row of the ring buffer in place ("concat" would
+        # copy the whole buffer every step); a population's per-neuron delays are then read
+        # with one gather (``delayed_spikes``).
+        self.delay_buffers = bm.NodeDict({p: bp.VarDelay(pops[p].spike, method="rotation") for p in POPULATIONS})
         for p in POPULATIONS:  # by step: brainpy would ceil() a time, 1.7/0.1 -> 18
             self.delay_buffers[p].register_entry("out", delay_step=int(np.max(entry_steps[p])))
         if params.delays == "normal":
