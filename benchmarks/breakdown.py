@@ -590,7 +590,7 @@ def main(argv: list[str] | None = None) -> None:
         a.scale, a.variants, a.cores, a.steps, a.repeats, a.traces = [0.02], ["merged"], [1], 20, 2, 1
     data = json.loads(JSON_PATH.read_text()) if JSON_PATH.exists() and not a.smoke else {"runs": {}}
     data["machine"] = machine_info()
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M")
     new = []
     for _label, python in lines.items():
         if a.floor:

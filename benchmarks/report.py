@@ -545,7 +545,8 @@ def render(results_dir):
         parts.append(sec_peers(docs['peers'], fastest_ours(docs)))
     if 'scaling' in docs:
         parts.append(sec_scaling(docs['scaling'], docs))
-    for verbatim in ('microcircuit.md', 'breakdown.md', 'partition.md', 'state.md'):  # sections written by their own scripts
+    # sections written by their own scripts
+    for verbatim in ('microcircuit.md', 'breakdown.md', 'partition.md', 'state.md'):
         path = os.path.join(results_dir, verbatim)
         if os.path.exists(path):
             with open(path) as fh:
