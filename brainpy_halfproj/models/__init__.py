@@ -17,8 +17,6 @@ Examples
 >>> models.PUBLISHED_RATES['L23E'] < models.PUBLISHED_RATES['L23I']
 True
 """
-from typing import Any
-
 from . import potjans2014 as potjans2014
 from .microcircuit import CONN_PROBS as CONN_PROBS
 from .microcircuit import FULL_SIZES as FULL_SIZES
@@ -35,12 +33,12 @@ from .potjans2014 import derive as derive
 
 # The public names: everything imported above (see brainpy_halfproj/__init__.py); the
 # brainpy.state names below are looked up on first use and not star-imported.
-__all__ = sorted(name for name in dir() if not name.startswith("_") and name != "Any")
+__all__ = sorted(name for name in dir() if not name.startswith("_"))
 
 _STATE_NAMES = ("StateMicrocircuit", "state_microcircuit", "simulate_state", "default_state_namespace")
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name not in _STATE_NAMES:
         raise AttributeError(f"module 'brainpy_halfproj.models' has no attribute {name!r}")
     from .._compat import BRAINPY_VERSION
