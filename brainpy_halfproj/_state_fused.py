@@ -9,7 +9,7 @@ timing contract and the counting of events are the same, and so are the helpers 
   ``EventFixedProb`` (``EventFixedNumConn``) joins its post group's :class:`StateFusedCall`,
   stored first in ``post.before_updates`` (ahead of the merge groups it feeds). The member's
   ``update`` runs its modules and delay as upstream's does, then counts the events of the
-  spikes into its rows of the call's ``counts`` state instead of calling ``comm``.
+  spikes into its buffer (a state of the call) instead of calling ``comm``.
 * When the post group updates, the call makes one ``counts_csrmv`` on the stacked
   connectivity (one row per presynaptic neuron of each member, one column block of the post's
   size per synapse it feeds) and hands each synapse its block with ``add_delta_input``,
@@ -120,9 +120,9 @@ class StateFusedCall(brainstate.nn.Module):
 
     Attributes
     ----------
-    counts
-        A ``brainstate.ShortTermState``: the events each member was handed since the post
-        group's last update, per presynaptic neuron (members one after the other).
+    buffers
+        One ``brainstate.ShortTermState`` per member, in joining order: the events it was
+        handed since the post group's last update, counted per presynaptic neuron.
 
     Examples
     --------
@@ -151,7 +151,7 @@ class StateFusedCall(brainstate.nn.Module):
         self._shape = (0, 0)
         self._indptr = np.zeros(1, dtype=np.int32)
         self._indices = np.zeros(0, dtype=np.int32)
-        self.counts = brainstate.ShortTermState(jnp.zeros(0, dtype=jnp.int32))
+        self.buffers: list[brainstate.ShortTermState] = []
 
     @property
     def projections(self) -> list:
@@ -180,7 +180,7 @@ class StateFusedCall(brainstate.nn.Module):
     def add(self, proj: Any) -> None:
         """Add ``proj`` (a plugin ``AlignPostProj``): its synapses are stacked under the others'."""
         self._append(proj)
-        self.counts.value = jnp.zeros(self._shape[0], dtype=jnp.int32)
+        self.buffers.append(brainstate.ShortTermState(jnp.zeros(self._members[-1].n_pre, dtype=jnp.int32)))
 
     def _append(self, proj: Any) -> None:
         comm, syn = proj.comm, proj.syn
@@ -230,17 +230,17 @@ class StateFusedCall(brainstate.nn.Module):
         >>> e.fused_call.connectivity.nnz
         240
         """
-        live = [p for p in (m.proj() for m in self._members) if p is not None]
-        for proj in live:
+        live = [(p, b) for p, b in zip((m.proj() for m in self._members), self.buffers, strict=True) if p is not None]
+        for proj, _ in live:
             why = why_not_state_fused(proj.comm, proj.post, True)
             if why is not None:
                 raise ValueError(f"{proj.name}: cannot rebuild the fused call onto {self.post_name}: {why}; build "
                                  f"the model again (with fused=False for this projection).")
         self._members, self._units, self._shape = [], [], (0, 0)
         self._indptr, self._indices = np.zeros(1, dtype=np.int32), np.zeros(0, dtype=np.int32)
-        for proj in live:
+        for proj, _ in live:
             self._append(proj)
-        self.counts.value = jnp.zeros(self._shape[0], dtype=jnp.int32)
+        self.buffers[:] = [buffer for _, buffer in live]  # a live member's events stay counted
 
     def hand(self, proj: Any, x: Any) -> bool:
         """Count ``proj``'s presynaptic events for the post group's next update.
@@ -248,7 +248,7 @@ class StateFusedCall(brainstate.nn.Module):
         Returns ``False`` (nothing counted) for an input that events cannot represent: the
         caller then makes the member's own call.
         """
-        m = next(m for m in self._members if m.proj() is proj)
+        index, m = next((i, m) for i, m in enumerate(self._members) if m.proj() is proj)
         if isinstance(x, brainevent.BinaryArray):  # brainevent 0.3's EventArray too
             x = x.value
         if isinstance(x, u.Quantity) or not hasattr(x, "dtype") or np.shape(x) != (m.n_pre,):
@@ -256,8 +256,8 @@ class StateFusedCall(brainstate.nn.Module):
                           f"shape ({m.n_pre},); this call is not fused (the layer's own call is made).",
                           stacklevel=3)
             return False
-        counts = self.counts.value
-        self.counts.value = counts.at[m.row:m.row + m.n_pre].add(event_mask(x).astype(counts.dtype))
+        buffer = self.buffers[index]
+        buffer.value = buffer.value + event_mask(x).astype(buffer.value.dtype)
         return True
 
     def _data(self) -> Any:
@@ -289,15 +289,17 @@ class StateFusedCall(brainstate.nn.Module):
         return jnp.concatenate([p.astype(dtype) for p in parts])
 
     def update(self, *args: Any, **kwargs: Any) -> None:
-        counts = self.counts.value
-        self.counts.value = jnp.zeros_like(counts)
+        counts = jnp.concatenate([buffer.value for buffer in self.buffers])
+        for buffer in self.buffers:
+            buffer.value = jnp.zeros_like(buffer.value)
         current = counts_csrmv(self._data(), self._indices, self._indptr, counts, self._shape)
         current = current.reshape(-1, self.post_size)  # one row per synapse
         for i, syn in enumerate(self.groups):
             syn.add_delta_input(_NAME, u.maybe_decimal(current[i] * self._units[i]))
 
     def reset_state(self, *args: Any, **kwargs: Any) -> None:
-        self.counts.value = jnp.zeros(self._shape[0], dtype=jnp.int32)
+        for buffer in self.buffers:
+            buffer.value = jnp.zeros_like(buffer.value)
 
 
 def state_fused_call_of(post: Any) -> StateFusedCall | None:

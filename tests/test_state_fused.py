@@ -268,3 +268,15 @@ def test_a_batched_input_takes_the_layers_own_call_with_a_warning():
     assert not [w for w in seen if issubclass(w.category, UserWarning)]
     np.testing.assert_array_equal(np.asarray(u.get_mantissa(fused.E.syn._delta_inputs[fused.E.name])),
                                   np.asarray(u.get_mantissa(unfused.E.syn._delta_inputs[unfused.E.name])))
+
+
+def test_a_checkpoint_of_a_fused_net_restores_a_fused_net_and_is_refused_by_an_unfused_one(tmp_path):
+    saved = build(EINet, Fused(True), n=200)
+    run(saved, 50, 20. * u.pA)
+    bhp.save_checkpoint(saved, tmp_path / "fused.npz")
+    loaded = build(EINet, Fused(True), n=200)
+    bhp.load_checkpoint(loaded, tmp_path / "fused.npz")
+    np.testing.assert_array_equal(run(loaded, 100, 20. * u.pA, start=50), run(saved, 100, 20. * u.pA, start=50))
+    with pytest.raises(bhp.CheckpointError, match=r"group on post 'E.post' with key `spike buffer of a fused call` "
+                                                  r"and members \['E'\] is not in the model"):
+        bhp.load_checkpoint(build(EINet, Fused(False), n=200), tmp_path / "fused.npz")
