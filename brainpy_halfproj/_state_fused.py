@@ -109,7 +109,7 @@ class _Member:
     start: int  # its synapses: start:stop
     stop: int
     conn: Any  # the layer's connectivity as read (identity: a replaced one is refused)
-    shape: tuple[int, ...]  # the weight shape of each synapse row layout (FixedNumPerPre: (n_pre, conn_num))
+    shape: tuple[int, ...]  # the shape its layer's weights broadcast to (FixedNumPerPre: (n_pre, conn_num))
 
 
 class StateFusedCall(brainstate.nn.Module):
@@ -149,8 +149,11 @@ class StateFusedCall(brainstate.nn.Module):
         self._members: list[_Member] = []
         self._units: list[Any] = []  # the unit of each synapse's input, in column order
         self._shape = (0, 0)
+        # The row pointer is a constant (the kernel plans its work from it when the program is
+        # traced); the column indices are a state hidden from the graph (so from checkpoints),
+        # which compiled programs take as an argument instead of embedding a copy.
         self._indptr = np.zeros(1, dtype=np.int32)
-        self._indices = np.zeros(0, dtype=np.int32)
+        self._indices = brainstate.State(jnp.zeros(0, dtype=jnp.int32))
         self.buffers: list[brainstate.ShortTermState] = []
 
     @property
@@ -175,7 +178,7 @@ class StateFusedCall(brainstate.nn.Module):
     @property
     def connectivity(self) -> SparseRows:
         """The stacked connectivity with the weights as they are now (mantissas, one unit per synapse)."""
-        return SparseRows(self._indptr, self._indices, np.asarray(self._data()), self._shape)
+        return SparseRows(self._indptr, np.asarray(self._indices.value), np.asarray(self._data()), self._shape)
 
     def add(self, proj: Any) -> None:
         """Add ``proj`` (a plugin ``AlignPostProj``): its synapses are stacked under the others'."""
@@ -196,11 +199,13 @@ class StateFusedCall(brainstate.nn.Module):
             else (rows.nnz,)
         self._members.append(_Member(weakref.ref(proj), syn, self._shape[0], rows.shape[0], start,
                                      start + rows.nnz, comm.conn, layout))
-        top = SparseRows(self._indptr.astype(np.int64), self._indices, np.zeros(self._indices.size, np.float32),
-                         self._shape)
+        indices = np.asarray(self._indices.value)
+        top = SparseRows(self._indptr.astype(np.int64), indices, np.zeros(indices.size, np.float32), self._shape)
         stacked = append_rows(top, rows, index * n_post, shape[1])
+        index_type = np.int32 if stacked.nnz < 2**31 else np.int64
         self._shape = shape
-        self._indptr, self._indices = stacked.indptr.astype(np.int32), stacked.indices.astype(np.int32)
+        self._indptr = stacked.indptr.astype(index_type)
+        self._indices = brainstate.State(jnp.asarray(stacked.indices, dtype=index_type))
 
     def unit_mismatch(self, proj: Any) -> str | None:
         """Why ``proj``'s weight cannot be added into its synapse's column block, or ``None``."""
@@ -237,7 +242,7 @@ class StateFusedCall(brainstate.nn.Module):
                 raise ValueError(f"{proj.name}: cannot rebuild the fused call onto {self.post_name}: {why}; build "
                                  f"the model again (with fused=False for this projection).")
         self._members, self._units, self._shape = [], [], (0, 0)
-        self._indptr, self._indices = np.zeros(1, dtype=np.int32), np.zeros(0, dtype=np.int32)
+        self._indptr, self._indices = np.zeros(1, dtype=np.int32), brainstate.State(jnp.zeros(0, dtype=jnp.int32))
         for proj, _ in live:
             self._append(proj)
         self.buffers[:] = [buffer for _, buffer in live]  # a live member's events stay counted
@@ -292,7 +297,7 @@ class StateFusedCall(brainstate.nn.Module):
         counts = jnp.concatenate([buffer.value for buffer in self.buffers])
         for buffer in self.buffers:
             buffer.value = jnp.zeros_like(buffer.value)
-        current = counts_csrmv(self._data(), self._indices, self._indptr, counts, self._shape)
+        current = counts_csrmv(self._data(), self._indices.value, self._indptr, counts, self._shape)
         current = current.reshape(-1, self.post_size)  # one row per synapse
         for i, syn in enumerate(self.groups):
             syn.add_delta_input(_NAME, u.maybe_decimal(current[i] * self._units[i]))
