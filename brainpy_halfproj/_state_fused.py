@@ -6,7 +6,8 @@ timing contract and the counting of events are the same, and so are the helpers 
 :func:`~brainpy_halfproj._connectivity.append_rows`). What differs is where the pieces live:
 
 * A plugin ``AlignPostProj`` built with ``fused=True`` whose ``comm`` is brainstate's
-  ``EventFixedProb`` (``EventFixedNumConn``) joins its post group's :class:`StateFusedCall`,
+  ``EventFixedProb`` (``EventFixedNumConn``), or a ``SparseLinear`` over a ``CSR`` or a
+  homogeneous JIT matrix, joins its post group's :class:`StateFusedCall`,
   stored first in ``post.before_updates`` (ahead of the merge groups it feeds). The member's
   ``update`` runs its modules and delay as upstream's does, then counts the events of the
   spikes into its buffer (a state of the call) instead of calling ``comm``.
@@ -14,15 +15,18 @@ timing contract and the counting of events are the same, and so are the helpers 
   connectivity (one row per presynaptic neuron of each member, one column block of the post's
   size per synapse it feeds) and hands each synapse its block with ``add_delta_input``,
   where upstream's projection hands the output of its own layer.
-* Which synapses exist (the layer's ``conn``: ``FixedNumPerPre`` indices, or a ``CSR``'s
-  indices and row pointer when ``afferent_ratio < 1``) is read once, when the member joins;
-  a layer whose ``conn`` was replaced afterwards is refused at the next trace, with the fix
+* Which synapses exist (``EventFixedProb``'s ``conn``: ``FixedNumPerPre`` indices, or a
+  ``CSR``'s indices and row pointer when ``afferent_ratio < 1``; ``SparseLinear``'s
+  ``spar_mat``: a ``CSR``, or the synapses a JIT matrix realises, from brainevent's
+  ``tocsr()``) is read once, when the member joins; a layer whose ``conn``/``spar_mat`` was
+  replaced afterwards is refused at the next trace, with the fix
   (:meth:`StateFusedCall.rebuild`). What they weigh is read from the layer's ``weight``
   ``ParamState`` every time the step is traced, in the unit of the synapse's first member
   and the weight's own dtype, so weight edits, training and ``x64`` follow as unfused.
 
 Inputs the counting cannot represent (graded events such as brainevent's ``WeightedArray``,
-batched spikes with more than one axis) take the member's own ``comm`` call in that step,
+batched spikes with more than one axis, float values handed to a ``SparseLinear``, which
+weighs them) take the member's own ``comm`` call in that step,
 with a warning: the result is upstream's, only not fused.
 
 Upstream refuses a second call of one projection before its post updates (the synapse's
@@ -50,31 +54,62 @@ __all__ = ["StateFusedCall", "state_fused_call_of", "why_not_state_fused", "join
 _NAME = "halfproj_fused"
 
 
-def _conn_rows(comm: Any) -> SparseRows:
-    """The synapses of an ``EventFixedNumConn`` as rows (presynaptic neurons), weights left out."""
-    conn = comm.conn
+#: brainevent's event arrays (a ``BinaryArray`` is counted; any other kind takes the layer's own call).
+_EVENT_TYPES = tuple(getattr(brainevent, n) for n in ("EventRepresentation", "WeightedArray", "MaskedFloat")
+                     if hasattr(brainevent, n))
+
+#: brainevent's homogeneous just-in-time matrices, which ``SparseLinear`` may hold (one scalar weight).
+_JIT_SCALAR = tuple(getattr(brainevent, n) for n in ("JITCScalarR", "JITCScalarC") if hasattr(brainevent, n))
+
+
+def _structure(comm: Any) -> Any:
+    """The object that decides which synapses ``comm`` has (its identity is checked at each trace)."""
+    return comm.conn if isinstance(comm, brainstate.nn.EventFixedNumConn) else comm.spar_mat
+
+
+def _weight(comm: Any) -> Any:
+    """``comm``'s weight as the layer uses it now (a scalar, or one value per synapse)."""
+    return comm.weight.value if isinstance(comm, brainstate.nn.EventFixedNumConn) else comm.weight.value["weight"]
+
+
+def _conn_rows(comm: Any) -> tuple[SparseRows, tuple[int, ...]]:
+    """The synapses of ``comm`` as rows (presynaptic neurons), weights left out, and its weights' shape.
+
+    ``EventFixedNumConn``: its ``FixedNumPerPre`` indices or its ``CSR``; ``SparseLinear``: its
+    ``CSR``, or the synapses its homogeneous JIT matrix realises (brainevent's ``tocsr()``).
+    """
+    conn = _structure(comm)
     n_pre, n_post = (int(s) for s in conn.shape)
-    if isinstance(conn, brainevent.CSR):
-        indptr = np.asarray(conn.indptr, dtype=np.int64)
+    if isinstance(conn, brainevent.FixedNumPerPre):  # indices (n_pre, conn_num)
         indices = np.asarray(conn.indices)
-    else:  # FixedNumPerPre: indices (n_pre, conn_num)
-        indices = np.asarray(conn.indices)
+        layout: tuple[int, ...] = indices.shape
         indptr = np.arange(n_pre + 1, dtype=np.int64) * indices.shape[1]
         indices = indices.reshape(-1)
-    return SparseRows(indptr, indices.astype(np.int32), np.zeros(indices.size, np.float32), (n_pre, n_post))
+    else:
+        csr = conn if isinstance(conn, brainevent.CSR) else conn.tocsr()
+        indptr, indices = np.asarray(csr.indptr, dtype=np.int64), np.asarray(csr.indices)
+        layout = (indices.size,) if isinstance(conn, brainevent.CSR) else ()
+    return SparseRows(indptr, indices.astype(np.int32), np.zeros(indices.size, np.float32), (n_pre, n_post)), layout
 
 
 def why_not_state_fused(comm: Any, post: Any, merging: bool) -> str | None:
     """``None`` if a projection with ``comm`` can be fused onto ``post``, else the reason."""
     if not merging:
         return "syn and out are instances (no merge group): fused calls feed merge groups"
-    if not isinstance(comm, brainstate.nn.EventFixedNumConn):
-        return (f"comm is a {type(comm).__name__}, not an event layer "
-                f"(brainstate.nn.EventFixedProb, also called EventFixedNumConn)")
-    if comm.conn_num < 1:
-        return "comm has no synapses (conn_num < 1)"
-    if not isinstance(getattr(comm, "conn", None), (brainevent.FixedNumPerPre, brainevent.CSR)):
-        return f"comm's connectivity is a {type(getattr(comm, 'conn', None)).__name__}, not FixedNumPerPre or CSR"
+    if isinstance(comm, brainstate.nn.EventFixedNumConn):
+        if comm.conn_num < 1:
+            return "comm has no synapses (conn_num < 1)"
+        if not isinstance(getattr(comm, "conn", None), (brainevent.FixedNumPerPre, brainevent.CSR)):
+            return f"comm's connectivity is a {type(getattr(comm, 'conn', None)).__name__}, not FixedNumPerPre or CSR"
+    elif isinstance(comm, brainstate.nn.SparseLinear):
+        if not isinstance(comm.spar_mat, (brainevent.CSR, *_JIT_SCALAR)):
+            return (f"comm is a SparseLinear over a {type(comm.spar_mat).__name__}; fused calls take a CSR or a "
+                    f"homogeneous JIT matrix (brainevent.JITCScalarR/C)")
+        if "bias" in comm.weight.value:
+            return "comm is a SparseLinear with a bias, which a fused call does not add"
+    else:
+        return (f"comm is a {type(comm).__name__}, not an event layer (brainstate.nn.EventFixedProb, also called "
+                f"EventFixedNumConn, or a SparseLinear over a CSR or homogeneous JIT matrix)")
     if len(post.varshape) != 1:
         return f"the post group has shape {tuple(post.varshape)}; fused calls need a 1-D group"
     return None
@@ -109,7 +144,8 @@ class _Member:
     start: int  # its synapses: start:stop
     stop: int
     conn: Any  # the layer's connectivity as read (identity: a replaced one is refused)
-    shape: tuple[int, ...]  # the shape its layer's weights broadcast to (FixedNumPerPre: (n_pre, conn_num))
+    shape: tuple[int, ...]  # the shape of its weights (FixedNumPerPre: (n_pre, conn_num); a JIT matrix: ())
+    any_input: bool  # EventFixedNumConn: any input is events; SparseLinear: events only if handed as such
 
 
 class StateFusedCall(brainstate.nn.Module):
@@ -187,18 +223,17 @@ class StateFusedCall(brainstate.nn.Module):
 
     def _append(self, proj: Any) -> None:
         comm, syn = proj.comm, proj.syn
-        rows = _conn_rows(comm)
+        rows, layout = _conn_rows(comm)
         groups = self.groups
         index = next((i for i, g in enumerate(groups) if g is syn), len(groups))
         if index == len(groups):
-            self._units.append(_unit_of(comm.weight.value))
+            self._units.append(_unit_of(_weight(comm)))
         n_post = self.post_size
         shape = (self._shape[0] + rows.shape[0], max(len(groups), index + 1) * n_post)
         start = int(self._indptr[-1])
-        layout = tuple(np.shape(comm.conn.indices)) if isinstance(comm.conn, brainevent.FixedNumPerPre) \
-            else (rows.nnz,)
         self._members.append(_Member(weakref.ref(proj), syn, self._shape[0], rows.shape[0], start,
-                                     start + rows.nnz, comm.conn, layout))
+                                     start + rows.nnz, _structure(comm), layout,
+                                     isinstance(comm, brainstate.nn.EventFixedNumConn)))
         indices = np.asarray(self._indices.value)
         top = SparseRows(self._indptr.astype(np.int64), indices, np.zeros(indices.size, np.float32), self._shape)
         stacked = append_rows(top, rows, index * n_post, shape[1])
@@ -210,7 +245,7 @@ class StateFusedCall(brainstate.nn.Module):
     def unit_mismatch(self, proj: Any) -> str | None:
         """Why ``proj``'s weight cannot be added into its synapse's column block, or ``None``."""
         index = next((i for i, g in enumerate(self.groups) if g is proj.syn), None)
-        unit = _unit_of(proj.comm.weight.value)
+        unit = _unit_of(_weight(proj.comm))
         if index is None or unit.has_same_dim(self._units[index]):
             return None
         return (f"its weight is in {unit}, but the synapse's other fused inputs are in {self._units[index]} "
@@ -219,7 +254,7 @@ class StateFusedCall(brainstate.nn.Module):
     def rebuild(self) -> None:
         """Read every member's connectivity again from its layer as it is now, and stack it anew.
 
-        Call it outside jit after replacing a member's ``comm.conn`` (which a fused call
+        Call it outside jit after replacing a member's ``comm.conn`` or ``comm.spar_mat`` (which a fused call
         refuses to follow inside a step). Weights need no rebuild: they are read every trace.
 
         Examples
@@ -254,9 +289,18 @@ class StateFusedCall(brainstate.nn.Module):
         caller then makes the member's own call.
         """
         index, m = next((i, m) for i, m in enumerate(self._members) if m.proj() is proj)
-        if isinstance(x, brainevent.BinaryArray):  # brainevent 0.3's EventArray too
+        events = isinstance(x, brainevent.BinaryArray)  # brainevent 0.3's EventArray too
+        if events:
             x = x.value
-        if isinstance(x, u.Quantity) or not hasattr(x, "dtype") or np.shape(x) != (m.n_pre,):
+        if not (events or m.any_input):
+            kind = getattr(x, "dtype", type(x).__name__)
+            warnings.warn(f"{proj.name}: its SparseLinear multiplies a {kind} input by its values, which event "
+                          f"counts cannot represent; this call is not fused (the layer's own call is made). Hand it "
+                          f"spikes as brainevent.BinaryArray (e.g. the module brainevent.BinaryArray before comm).",
+                          stacklevel=3)
+            return False
+        graded = not events and isinstance(x, _EVENT_TYPES)  # brainevent's WeightedArray, say: values matter
+        if graded or isinstance(x, u.Quantity) or not hasattr(x, "dtype") or np.shape(x) != (m.n_pre,):
             warnings.warn(f"{proj.name}: input {type(x).__name__} of shape {np.shape(x)} is not a spike vector of "
                           f"shape ({m.n_pre},); this call is not fused (the layer's own call is made).",
                           stacklevel=3)
@@ -276,20 +320,21 @@ class StateFusedCall(brainstate.nn.Module):
             if proj is None:  # a projection no longer alive: its synapses stay, its events never come
                 parts.append(jnp.zeros(m.stop - m.start, dtype=brainstate.environ.dftype()))
                 continue
-            if proj.comm.conn is not m.conn:
+            if _structure(proj.comm) is not m.conn:
+                what = "comm.conn" if m.any_input else "comm.spar_mat"
                 raise ValueError(
-                    f"{proj.name}: comm.conn (which synapses exist) changed after the fused call onto "
+                    f"{proj.name}: {what} (which synapses exist) changed after the fused call onto "
                     f"{self.post_name} read it, and the call cannot follow that inside a step; call "
                     f"{proj.name}.fused_call.rebuild() outside jit, which reads every member again (or build "
                     f"the model again).")
             unit = self._units[next(i for i, g in enumerate(groups) if g is m.syn)]
-            weight = _in_unit(proj.comm.weight.value, unit, proj.name)
+            weight = _in_unit(_weight(proj.comm), unit, proj.name)
             try:
-                weight = jnp.broadcast_to(weight, m.shape)
+                weight = jnp.broadcast_to(jnp.broadcast_to(weight, m.shape).reshape(-1), (m.stop - m.start,))
             except ValueError:
                 raise ValueError(f"{proj.name}: comm.weight has shape {np.shape(weight)}, but its layer's "
                                  f"synapses need a scalar or shape {m.shape}; set a weight of that shape.") from None
-            parts.append(weight.reshape(-1))
+            parts.append(weight)
         dtype = jnp.result_type(*parts)
         return jnp.concatenate([p.astype(dtype) for p in parts])
 

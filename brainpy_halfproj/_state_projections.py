@@ -165,8 +165,10 @@ class AlignPostProj(_upstream.AlignPostProj):
         or several times per post update, before or after it. Weights are read from
         ``comm.weight`` when the step is traced (edits and training follow); a replaced
         ``comm.conn`` is refused until ``fused_call.rebuild()``. Needs brainstate's
-        ``EventFixedProb`` as ``comm``, descriptors for ``syn`` and ``out`` and a 1-D post;
-        otherwise the projection keeps its own call and ``unfused_reason`` says why.
+        ``EventFixedProb`` as ``comm`` (or a ``SparseLinear`` over a CSR or homogeneous JIT
+        matrix, handed ``brainevent.BinaryArray`` spikes), descriptors for ``syn`` and ``out``
+        and a 1-D post; otherwise the projection keeps its own call and ``unfused_reason``
+        says why.
 
     Attributes
     ----------

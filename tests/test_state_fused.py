@@ -10,6 +10,7 @@ from brainpy_halfproj._compat import BRAINPY_VERSION
 if BRAINPY_VERSION < (2, 9):
     pytest.skip("the brainpy.state front needs brainpy >= 2.9 (Python >= 3.12)", allow_module_level=True)
 
+import brainevent  # noqa: E402
 import brainstate  # noqa: E402
 import braintools  # noqa: E402
 import brainunit as u  # noqa: E402
@@ -141,6 +142,65 @@ def test_rasters_of_the_ei_net_are_identical(kind):
     got, want = run(fused, 400, 20. * u.pA), run(unfused, 400, 20. * u.pA)
     assert want.sum() > 100
     np.testing.assert_array_equal(got, want)
+
+
+class SparseNet(brainstate.nn.Module):
+    """E/I network whose projections are ``SparseLinear`` layers fed ``BinaryArray`` spikes (as the benchmarks')."""
+
+    def __init__(self, fused: bool, matrix: str, n: int = 400):
+        super().__init__()
+        self.n_exc = n * 4 // 5
+        self.N = bst.LIFRef(n, V_rest=-60. * u.mV, V_th=-50. * u.mV, V_reset=-60. * u.mV, tau=20. * u.ms,
+                            tau_ref=5. * u.ms, R=1. * u.Gohm,
+                            V_initializer=braintools.init.Normal(-55. * u.mV, 2. * u.mV))
+        for name, n_pre, w, tau, e in (("E", self.n_exc, 0.6, 5., 0.), ("I", n - self.n_exc, 6.7, 10., -80.)):
+            if matrix == "jit":
+                mat = brainevent.JITCScalarR((w * u.nS, 0.02, len(name)), shape=(n, n_pre), corder=False).T
+            else:
+                rng = np.random.default_rng(len(name))
+                pre, post = np.nonzero(rng.random((n_pre, n)) < 0.02)
+                indptr = np.searchsorted(pre, np.arange(n_pre + 1))
+                mat = brainevent.CSR((jnp.asarray(rng.uniform(0.5, 1.5, pre.size) * w) * u.nS, jnp.asarray(post),
+                                      jnp.asarray(indptr)), shape=(n_pre, n))
+            setattr(self, name, bst.AlignPostProj(brainevent.BinaryArray, comm=brainstate.nn.SparseLinear(mat),
+                                                  syn=bst.Expon.desc(n, tau=tau * u.ms),
+                                                  out=bst.COBA.desc(E=e * u.mV), post=self.N, fused=fused))
+
+    def update(self, t, inp):
+        with brainstate.environ.context(t=t):
+            spk = self.N.get_spike() != 0.
+            self.E(spk[:self.n_exc])
+            self.I(spk[self.n_exc:])
+            self.N(inp)
+            return self.N.get_spike()
+
+
+@pytest.mark.parametrize("matrix", ["jit", "csr"])
+def test_sparse_linear_layers_fuse_with_identical_rasters(matrix):
+    fused, unfused = (build(SparseNet, f, matrix=matrix) for f in (True, False))
+    assert fused.E.unfused_reason is None and fused.E.fused_call is fused.I.fused_call is not None
+    got, want = run(fused, 400, 20. * u.pA), run(unfused, 400, 20. * u.pA)
+    assert want.sum() > 100
+    np.testing.assert_array_equal(got, want)
+
+
+def test_sparse_linear_with_float_input_takes_its_own_call_with_a_warning():
+    def proj(fused):
+        post = bst.LIF(N_POST)
+        mat = brainevent.JITCScalarR((0.6 * u.nS, 0.1, 1), shape=(N_POST, N_E), corder=False).T
+        p = bst.AlignPostProj(comm=brainstate.nn.SparseLinear(mat), syn=bst.Expon.desc(N_POST, tau=5. * u.ms),
+                              out=bst.COBA.desc(E=0. * u.mV), post=post, fused=fused)
+        brainstate.nn.init_all_states(post)
+        return p
+
+    fused, unfused = proj(True), proj(False)
+    assert fused.fused_call is not None
+    x = jnp.linspace(0., 2., N_E)  # values, not events: SparseLinear weighs them
+    with pytest.warns(UserWarning, match=r"multiplies a float32 input by its values, .* not fused"):
+        fused(x)
+    unfused(x)
+    np.testing.assert_array_equal(np.asarray(u.get_mantissa(fused.syn._delta_inputs[fused.name])),
+                                  np.asarray(u.get_mantissa(unfused.syn._delta_inputs[unfused.name])))
 
 
 def test_one_event_kernel_call_per_step():
@@ -280,3 +340,13 @@ def test_a_checkpoint_of_a_fused_net_restores_a_fused_net_and_is_refused_by_an_u
     with pytest.raises(bhp.CheckpointError, match=r"group on post 'E.post' with key `spike buffer of a fused call` "
                                                   r"and members \['E'\] is not in the model"):
         bhp.load_checkpoint(build(EINet, Fused(False), n=200), tmp_path / "fused.npz")
+
+
+def test_graded_events_take_the_layers_own_call_with_a_warning():
+    fused, unfused = _pair(True), _pair(False)
+    x = brainevent.WeightedArray(jnp.linspace(0., 2., N_E))  # brainevent 0.3 (brainpy 2.9)
+    with pytest.warns(UserWarning, match=r"input WeightedArray of shape .* this call is not fused"):
+        fused.E(x)
+    unfused.E(x)
+    np.testing.assert_array_equal(np.asarray(u.get_mantissa(fused.E.syn._delta_inputs[fused.E.name])),
+                                  np.asarray(u.get_mantissa(unfused.E.syn._delta_inputs[unfused.E.name])))
