@@ -7,7 +7,7 @@ are its own), the cases of a repetition in alternating order, all under
 * ``seed``: the seed E/I network (4000 neurons) as stock brainpy.state (``EventFixedProb``, as
   upstream's example writes it, and JIT connectivity as the ``bp.dyn`` network has), with and
   without native kernels; the plugin's ``brainpy_halfproj.state`` as is, fused, fused + native
-  (rows that say "not run" until the plugin has that namespace and ``fused=``); the ``bp.dyn``
+  (``AlignPostProj(..., fused=True)``); the ``bp.dyn``
   rows of ``case.py`` (upstream, plugin, native, fused + native); Brian2 cpp_standalone.
 * ``multipop``: the 8-population network (64 projections), brainpy.state and ``bp.dyn``.
 * ``microcircuit``: the Potjans & Diesmann model from brainpy.state

@@ -21,7 +21,6 @@ What differs from the ``bp.dyn`` networks, by construction:
 * brainpy.state's ``Expon`` adds a step's input after the decay, ``bp.dyn``'s merging classes
   before it: a spike's conductance reaches the membrane one decay factor stronger.
 """
-import re
 
 import brainevent
 import brainstate
@@ -128,9 +127,14 @@ def state_elems(model):
 
 
 def kernel_calls_per_step(step):
-    """Custom calls (event kernels) in the compiled program of one ``step(i)``.
+    """Custom calls (event kernels) in the compiled program of one ``step(i)``, outside conditional branches.
 
     Lowered by ``brainstate.transform.jit``, which passes the model's states in as arguments.
+    Counted as the ``bp.dyn`` rows are (``brainpy_halfproj._hlo.count_kernel_calls``): a fused
+    call's float kernel for event counts above one sits in a branch taken only in steps that
+    have such counts, so it is not counted.
     """
+    from brainpy_halfproj._hlo import count_kernel_calls
+
     hlo = brainstate.transform.jit(step).lower(0).compile().as_text()
-    return len(re.findall(r'custom_call_target="', hlo))
+    return count_kernel_calls(hlo)[0]

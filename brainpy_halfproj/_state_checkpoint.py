@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._checkpoint import CheckpointError, GroupRecord, ModelState, _key_text
+from ._state_fused import StateFusedCall
 from ._state_registry import StateMergeGroup
 from ._state_report import _names
 
@@ -106,6 +107,17 @@ def model_state(net: Any) -> ModelState:
         members = tuple(sorted(names.get(id(p), p.name) for p in group.projections))
         records.append(GroupRecord(post if post is not None else "?", _key_text(group), members, tuple(sorted(entries)),
                                    str(group.storage_name)))
+    # A fused call keeps one spike buffer per member, in joining order: a record per member, as on bp.dyn.
+    paths = {id(s): (path, text) for text, (path, s) in variables.items()}
+    for call in (node for node in net.nodes().values() if isinstance(node, StateFusedCall)):
+        for i, (member, buffer) in enumerate(zip(call._members, call.buffers, strict=True)):
+            proj = member.proj()
+            if proj is None or id(buffer) not in paths:
+                continue
+            path, text = paths[id(buffer)]
+            post = path_text(path[:path.index(_REGISTRY)])
+            records.append(GroupRecord(post, "spike buffer of a fused call", (names.get(id(proj), proj.name),),
+                                       (("buffer", text),), f"halfproj_fused.buffers-{i}"))
     return ModelState({text: s for text, (_, s) in variables.items()}, records, f"{type(net).__name__}",
                       assign=_assign, read=_read, unversioned=lambda state: _from_stock(net, variables, state))
 

@@ -23,6 +23,7 @@ from brainstate.util import get_unique_name
 
 from . import _checks
 from ._merge_key import UnkeyableError, merge_key
+from ._state_fused import StateFusedCall, join_state_fused, state_fused_call_of, why_not_state_fused
 from ._state_registry import StateMergeGroup, join, upstream_repr
 
 __all__ = ["AlignPostProj", "align_post_projection"]
@@ -155,18 +156,35 @@ class AlignPostProj(_upstream.AlignPostProj):
         descriptors (upstream has no such switch: descriptors always merge there). The
         projection then gets a group of its own, updated in the same order as a shared one,
         so its results are those of the merged model wherever merging was correct.
+    fused
+        Keyword only, default ``False``. ``True``: the projection hands its spikes to its post
+        group's fused call (:class:`~brainpy_halfproj.state.StateFusedCall`), which makes one
+        event-kernel call per post update for all fused projections onto the post, on their
+        stacked connectivity, and adds each synapse its share. The synaptic input equals the
+        unfused one up to the order of floating-point summation, for a projection called 0, 1
+        or several times per post update, before or after it. Weights are read from
+        ``comm.weight`` when the step is traced (edits and training follow); a replaced
+        ``comm.conn`` is refused until ``fused_call.rebuild()``. Needs brainstate's
+        ``EventFixedProb`` as ``comm`` (or a ``SparseLinear`` over a CSR or homogeneous JIT
+        matrix, handed ``brainevent.BinaryArray`` spikes), descriptors for ``syn`` and ``out``
+        and a 1-D post; otherwise the projection keeps its own call and ``unfused_reason``
+        says why.
 
     Attributes
     ----------
     merge_group : StateMergeGroup or None
         The group whose synapse this projection shares (``None`` for instances).
+    fused_call : StateFusedCall or None
+        The post group's fused call this projection hands its spikes to (``None`` unless fused).
+    unfused_reason : str or None
+        Why a projection built with ``fused=True`` makes its own call (``None`` otherwise).
 
     Raises
     ------
     TypeError
         If ``comm`` is not callable, ``post`` is not a brainpy.state neuron group, ``syn`` or
         ``out`` is of the wrong kind, one of them is a descriptor and the other is not, or
-        ``label`` is not a string.
+        ``label`` is not a string, or ``merge`` or ``fused`` is not a bool.
     ValueError
         If the sizes of ``syn`` or ``comm`` do not match ``post``, or ``delay`` is not a time.
 
@@ -193,11 +211,14 @@ class AlignPostProj(_upstream.AlignPostProj):
     True
     """
 
-    graph_invisible_attrs = (*_upstream.AlignPostProj.graph_invisible_attrs, "merge_group")
+    graph_invisible_attrs = (*_upstream.AlignPostProj.graph_invisible_attrs, "merge_group", "fused_call",
+                             "unfused_reason")
     merge_group: StateMergeGroup | None = None
+    fused_call: StateFusedCall | None = None
+    unfused_reason: str | None = None
 
     def __init__(self, *modules: Any, comm: Any, syn: Any, out: Any, post: Dynamics, label: str | None = None,
-                 delay: Any = None, merge: bool = True):
+                 delay: Any = None, merge: bool = True, fused: bool = False):
         # Upstream's base initialisation and name (its counter, shared with stock AlignPostProj).
         super(_upstream.AlignPostProj, self).__init__(name=get_unique_name(self.__class__.__name__))
         self.modules = _check_modules(self, modules, "a module applied before comm")
@@ -209,6 +230,9 @@ class AlignPostProj(_upstream.AlignPostProj):
         _check_delay(self, comm, delay)
         if not isinstance(merge, bool):
             raise TypeError(f"{_who(self)}: `merge` must be True or False, but got {_kind(merge)}.")
+        if not isinstance(fused, bool):
+            raise TypeError(f"{_who(self)}: `fused` must be True or False, but got {_kind(fused)}; pass fused=True "
+                            f"for one kernel call per post update for all fused projections onto `post`.")
         _same_size(self, "comm", getattr(comm, "out_size", None), post,
                    "make the comm layer's output size equal to the number of post-synaptic neurons")
         if merging:
@@ -231,6 +255,24 @@ class AlignPostProj(_upstream.AlignPostProj):
         self.post = post
         self.delay = delay
         self.delay_seam = InputDelay(comm.in_size, delay) if delay is not None else None
+        if fused:
+            self.unfused_reason = why_not_state_fused(comm, post, merging)
+            call = state_fused_call_of(post)
+            if self.unfused_reason is None and call is not None:
+                self.unfused_reason = call.unit_mismatch(self)
+            if self.unfused_reason is None:
+                self.fused_call = join_state_fused(self)
+
+    def update(self, *args):
+        if self.fused_call is None:
+            return super().update(*args)
+        # Upstream's update up to ``comm``; the spikes then go to the fused call.
+        for module in self.modules:
+            args = (_upstream.call_module(module, *args),)
+        if self.delay_seam is not None:
+            args = (self.delay_seam.update(args[0]),)
+        if not self.fused_call.hand(self, args[0]):
+            self.syn.add_delta_input(self.name, self.comm(*args))
 
 
 class align_post_projection(_upstream.align_post_projection):

@@ -48,7 +48,8 @@ from ._merge_key import (
     bound_arguments,
     merge_key,
 )
-from ._report import Finding, GroupInfo, MergeReport, group_by_post
+from ._report import Finding, FusedInfo, GroupInfo, MergeReport, group_by_post
+from ._state_fused import state_fused_call_of
 from ._state_registry import StateMergeGroup, state_size
 
 __all__ = ["Audit", "audit", "collect"]
@@ -189,11 +190,18 @@ def collect(net: Any, record: Audit | None = None) -> MergeReport:
     posts = [n for n in nodes if isinstance(n, brainstate.nn.Dynamics) and n.before_updates]
     infos: list[GroupInfo] = []
     findings: list[Finding] = []
+    fused: list[FusedInfo] = []
+    not_fused: list[tuple[Any, str]] = []
     for post in posts:
+        call = state_fused_call_of(post)
+        if call is not None:
+            rows = call.connectivity
+            fused.append(FusedInfo(post, call, tuple(call.projections), rows.nnz, rows.nbytes))
         stock: list[tuple[str, Any, tuple]] = []
         for storage, entry in post.before_updates.items():
             if isinstance(entry, StateMergeGroup):
                 members = tuple(entry.projections)
+                not_fused.extend((p, p.unfused_reason) for p in members if getattr(p, "unfused_reason", None))
                 foreign = tuple(p for p in projections if p.syn is entry.syn and all(p is not m for m in members))
                 if foreign:
                     findings.append(Finding(
@@ -219,7 +227,7 @@ def collect(net: Any, record: Audit | None = None) -> MergeReport:
                                    None, storage, stock=True))
     order = [p for p, _ in group_by_post(infos, lambda g: g.post)]
     infos.sort(key=lambda g: next(i for i, p in enumerate(order) if p is g.post))
-    return MergeReport(tuple(infos), findings=tuple(findings), names=names)
+    return MergeReport(tuple(infos), tuple(fused), tuple(not_fused), findings=tuple(findings), names=names)
 
 
 def _stock_members(post: Any, entry: Any, projections: list, record: Audit | None) -> tuple:

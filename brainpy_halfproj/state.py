@@ -42,13 +42,14 @@ if _BRAINPY_VERSION < (2, 9):
 
 import brainpy.state as _upstream  # noqa: E402
 
+from ._state_fused import StateFusedCall as StateFusedCall  # noqa: E402
 from ._state_projections import AlignPostProj as AlignPostProj  # noqa: E402
 from ._state_projections import align_post_projection as align_post_projection  # noqa: E402
 from ._state_registry import StateMergeGroup as StateMergeGroup  # noqa: E402
 from ._state_report import Audit as Audit  # noqa: E402
 from ._state_report import audit as audit  # noqa: E402
 
-_OURS = {"AlignPostProj", "align_post_projection", "audit", "Audit", "StateMergeGroup"}
+_OURS = {"AlignPostProj", "align_post_projection", "audit", "Audit", "StateMergeGroup", "StateFusedCall"}
 
 __all__ = sorted(set(_upstream.__all__) | _OURS)
 
