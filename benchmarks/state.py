@@ -321,7 +321,7 @@ MICROCIRCUIT_NOTES = [
     'are derived for that order, `merged=False`), `LIFRef` clamps while `t - t_spike < tau_ref` (given '
     'as 2.05 ms, so both clamp 20 steps), and a neuron that starts at or above threshold is reset '
     'without a spike where bp.dyn (and NEST) let it spike in the first step. From potentials below '
-    'threshold the two give the same raster until a rounding difference tips a spike (77 ms at scale '
+    'threshold the two give the same raster until a rounding difference tips a spike (34.6 ms at scale '
     '0.1, seed 3; `tests/test_microcircuit_state.py`).',
     '',
     'Upstream\'s own cortical example for brainpy.state (`examples/203_cortical_model.py` in '
