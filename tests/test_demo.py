@@ -30,6 +30,7 @@ def native_or(fallback: str) -> str:
     return "brainpylib (native custom calls)" if event_kernel_library() == "brainpylib" else fallback
 
 
+@pytest.mark.slow
 def test_the_main_job_is_the_microcircuit_and_shows_merging(tmp_path):
     fig = tmp_path / "mc.png"
     out = demo("--scale", "0.02", "--duration", "20", "--output", str(fig))
@@ -58,6 +59,7 @@ def test_memory_saved_is_the_state_of_every_member_but_one():
     assert line.endswith(f"memory saved: {copies} state elements, {kib:.1f} KiB")
 
 
+@pytest.mark.slow
 def test_the_seed_network_is_one_option_away(tmp_path, start_affinity):
     fig = tmp_path / "ei.svg"
     out = demo("--model", "einet", "--duration", "20", "--size", "400", "--output", str(fig))
@@ -74,6 +76,7 @@ def test_the_seed_network_is_one_option_away(tmp_path, start_affinity):
         assert f"cores used: {expected}\n" in out
 
 
+@pytest.mark.slow
 def test_options_for_the_kernel_path_and_fused_groups(tmp_path):
     out = demo("--model", "einet", "--duration", "5", "--size", "200", "--output", str(tmp_path / "r.png"),
                "--fused", "--no-native", "--seed", "7", "--all-cores")
@@ -164,6 +167,7 @@ def test_pgf_only_where_its_tex_is_installed(monkeypatch):
     assert {"png", "pdf", "svg"} <= set(_main.writable_formats())
 
 
+@pytest.mark.slow
 def test_a_read_only_folder_is_refused_before_the_run(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()

@@ -151,6 +151,7 @@ def test_an_error_fails_with_the_output(tmp_path):
         run("print('before')\n1 / 0\n", tmp_path)
 
 
+@pytest.mark.slow
 def test_a_hang_fails_after_the_timeout(tmp_path):
     code = textwrap.dedent("""\
         import time

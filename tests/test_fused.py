@@ -72,6 +72,7 @@ def test_fused_gives_the_unfused_synaptic_input(after_post):
     np.testing.assert_array_equal(s, s_ref)
 
 
+@pytest.mark.slow
 def test_timing_contract_in_one_step():
     """Handed before the post's step: in the synapse after that step; handed after: only after the next."""
     for after_post in (False, True):
@@ -205,6 +206,7 @@ def test_reset_clears_the_spike_buffers():
     assert not any(np.asarray(b.value).any() for b in net.E.fused_call.buffers)
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_with_fused_groups(tmp_path):
     bm.random.seed(0)
     a = Net(True)
@@ -301,7 +303,7 @@ def _change(comm, changes):
         setattr(comm, name, value(comm) if callable(value) else value)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=() if k == "csr_array" else pytest.mark.slow) for k in KINDS])
 def test_weights_changed_after_building_are_followed(kind):
     """Set between runs: each run's program reads the weights as they are when it is traced."""
     runs = {}
@@ -368,7 +370,7 @@ def test_weights_in_trainable_variables_follow_without_a_new_trace():
 
 @pytest.mark.skipif(bhp._compat.event_kernel_library() != "brainevent",
                     reason="brainpy 2.5: upstream's JIT kernel has no gradient for its weight (AssertionError)")
-@pytest.mark.parametrize("kind", ["jit_homo", "csr_array"])
+@pytest.mark.parametrize("kind", ["jit_homo", pytest.param("csr_array", marks=pytest.mark.slow)])
 def test_gradient_through_a_fused_model_equals_the_unfused_one(kind):
     grads = []
     for fused in (False, True):
@@ -488,6 +490,7 @@ def test_float_input_counts_what_the_layers_count():
     _assert_same_run(runs[True], runs[False])
 
 
+@pytest.mark.slow
 def test_x64_keeps_the_models_float_type():
     bm.enable_x64()
     try:

@@ -10,6 +10,7 @@ a handler of its own. Each test runs the same operation through brainevent's Pyt
 through the native handler, in fresh traces, and asserts bit-identical outputs
 (``tests/test_native.py`` does the same for CSR and the JIT classes).
 """
+import itertools
 import re
 
 import jax
@@ -120,8 +121,12 @@ OPERATIONS = ["binary_mv", "binary_mv_transposed", "binary_mm", "binary_mm_trans
               "float_mv_transposed", "float_mm"]
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("operation", OPERATIONS)
+# the quick run (``-m "not slow"``) keeps one family, matrix-vector
+QUICK = {("fixed_num_per_pre", "binary_mv")}
+
+
+@pytest.mark.parametrize("family, operation", [pytest.param(f, o, marks=() if (f, o) in QUICK else pytest.mark.slow)
+                                               for o, f in itertools.product(OPERATIONS, FAMILIES)])
 def test_every_kernel_family_gives_the_python_bridges_result(family, operation):
     reference, native, targets = _bridge_and_native(_families()[family], _operations()[operation])
     assert np.count_nonzero(reference) > 0

@@ -18,6 +18,7 @@ def _run(code: str) -> str:
     return done.stdout.strip()
 
 
+@pytest.mark.slow
 def test_importing_the_plugin_imports_no_brainpy_state_module_of_its_own():
     # brainpy 2.8/2.9 import brainpy.state themselves; the plugin must add nothing to that.
     out = _run("import sys, brainpy\n"
