@@ -15,7 +15,19 @@ import numpy as np
 DT = 0.1 * u.ms
 
 
-class EINet(brainstate.nn.Module):
+class EIStep(brainstate.nn.Module):
+    """One step of an E/I network: ``E`` fed the first ``n_exc`` spikes of ``N``, ``I`` the rest, then ``N``."""
+
+    def update(self, t, inp):
+        with brainstate.environ.context(t=t):
+            spk = self.N.get_spike() != 0.
+            self.E(spk[:self.n_exc])
+            self.I(spk[self.n_exc:])
+            self.N(inp)
+            return self.N.get_spike()
+
+
+class EINet(EIStep):
     """The E/I network of upstream's COBA/CUBA examples (80 % excitatory), small and with matched units."""
 
     def __init__(self, bst, n: int = 800, kind: str = "coba", delay=None, order: str = "EI"):
@@ -41,16 +53,8 @@ class EINet(brainstate.nn.Module):
         for name in order:  # the construction order: "EI" or "IE"
             setattr(self, name, proj("EI".index(name)))
 
-    def update(self, t, inp):
-        with brainstate.environ.context(t=t):
-            spk = self.N.get_spike() != 0.
-            self.E(spk[:self.n_exc])
-            self.I(spk[self.n_exc:])
-            self.N(inp)
-            return self.N.get_spike()
 
-
-class HHNet(brainstate.nn.Module):
+class HHNet(EIStep):
     """Hodgkin-Huxley E/I network (brainpy.state.HH): conductances in mS, input in uA."""
 
     def __init__(self, bst, n: int = 400, delay=None):
@@ -65,14 +69,6 @@ class HHNet(brainstate.nn.Module):
                                                                      conn_weight=0.5 * u.mS),
                                    syn=bst.Expon.desc(n, tau=10. * u.ms), out=bst.COBA.desc(E=-80. * u.mV),
                                    post=self.N, delay=delay)
-
-    def update(self, t, inp):
-        with brainstate.environ.context(t=t):
-            spk = self.N.get_spike() != 0.
-            self.E(spk[:self.n_exc])
-            self.I(spk[self.n_exc:])
-            self.N(inp)
-            return self.N.get_spike()
 
 
 def build(cls, bst, *, seed: int = 42, dt=DT, **kwargs):

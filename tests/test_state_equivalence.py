@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import brainpy_halfproj as bhp  # noqa: E402
 import brainpy_halfproj.state as plugin  # noqa: E402
 
-from ._state_nets import EINet, HHNet, build, run, state_values  # noqa: E402
+from ._state_nets import EINet, EIStep, HHNet, build, run, state_values  # noqa: E402
 
 CASES = {  # name: (network class, build kwargs, input, dt, steps, step by step)
     "coba": (EINet, {}, 20. * u.pA, 0.1 * u.ms, 400, False),
@@ -62,7 +62,7 @@ def test_built_in_another_order_the_same_groups_hold_the_same_states():
     assert list(a.N.before_updates) == list(b.N.before_updates)
 
 
-class UpstreamCOBA(brainstate.nn.Module):
+class UpstreamCOBA(EIStep):
     """Upstream's ``examples_state/103_COBA_2005.py`` as published (its units: weights in mS, input in mA)."""
 
     def __init__(self, bst):
@@ -78,14 +78,6 @@ class UpstreamCOBA(brainstate.nn.Module):
         self.I = bst.AlignPostProj(
             comm=brainstate.nn.EventFixedProb(self.n_inh, self.num, conn_num=0.02, conn_weight=6.7 * u.mS),
             syn=bst.Expon.desc(self.num, tau=10. * u.ms), out=bst.COBA.desc(E=-80. * u.mV), post=self.N)
-
-    def update(self, t, inp):
-        with brainstate.environ.context(t=t):
-            spk = self.N.get_spike() != 0.
-            self.E(spk[:self.n_exc])
-            self.I(spk[self.n_exc:])
-            self.N(inp)
-            return self.N.get_spike()
 
 
 def test_upstream_example_changed_only_in_its_import():

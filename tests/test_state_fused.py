@@ -21,7 +21,7 @@ import brainpy_halfproj as bhp  # noqa: E402
 import brainpy_halfproj.state as bst  # noqa: E402
 from brainpy_halfproj._hlo import count_kernel_calls  # noqa: E402
 
-from ._state_nets import DT, EINet, build, run  # noqa: E402
+from ._state_nets import DT, EINet, EIStep, build, run  # noqa: E402
 
 N_POST, N_E, N_I = 60, 40, 20
 
@@ -144,7 +144,7 @@ def test_rasters_of_the_ei_net_are_identical(kind):
     np.testing.assert_array_equal(got, want)
 
 
-class SparseNet(brainstate.nn.Module):
+class SparseNet(EIStep):
     """E/I network whose projections are ``SparseLinear`` layers fed ``BinaryArray`` spikes (as the benchmarks')."""
 
     def __init__(self, fused: bool, matrix: str, n: int = 400):
@@ -165,14 +165,6 @@ class SparseNet(brainstate.nn.Module):
             setattr(self, name, bst.AlignPostProj(brainevent.BinaryArray, comm=brainstate.nn.SparseLinear(mat),
                                                   syn=bst.Expon.desc(n, tau=tau * u.ms),
                                                   out=bst.COBA.desc(E=e * u.mV), post=self.N, fused=fused))
-
-    def update(self, t, inp):
-        with brainstate.environ.context(t=t):
-            spk = self.N.get_spike() != 0.
-            self.E(spk[:self.n_exc])
-            self.I(spk[self.n_exc:])
-            self.N(inp)
-            return self.N.get_spike()
 
 
 @pytest.mark.parametrize("matrix", ["jit", "csr"])
