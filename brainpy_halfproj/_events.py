@@ -10,9 +10,19 @@ some as events and ignores the value. Which numbers depends on the kernel librar
 (:func:`event_mask`; the tests check it against every event layer on each line.) A layer
 called twice adds twice. A fused call (one kernel call for many projections, maybe called
 several times before their post group's step) therefore counts events per presynaptic
-neuron and makes the one call with the counts: :func:`counts_csrmv` calls brainpy's event
-CSR kernel for the neurons with at least one event and, only in steps where some neuron
-has more, brainpy's float CSR kernel for the remaining counts. No kernel is written here.
+neuron and makes the one call with the counts (:func:`counts_csrmv`):
+
+* brainevent 0.3 (brainpy 2.9): one call of brainevent's value-weighted event kernel
+  (``brainevent.WeightedArray(counts) @ brainevent.CSR(...)``): a neuron without events is
+  skipped, one with ``c`` events adds ``c`` times its weights. For counts of 0 and 1 (every
+  step in which each projection is called at most once) it adds exactly what the binary kernel
+  adds, bit for bit.
+* brainevent 0.2 and brainpylib, which have no such kernel: brainpy's event CSR kernel for the
+  neurons with at least one event and, only in steps where some neuron has more, brainpy's
+  float CSR kernel for the remaining counts, in a ``lax.cond`` branch. The branch costs a few
+  microseconds a step even when not taken (XLA's conditional), which the one call avoids.
+
+No kernel is written here.
 """
 from __future__ import annotations
 
@@ -38,6 +48,18 @@ def _positive_only() -> bool:
 _POSITIVE_ONLY = _positive_only()
 
 
+def _weighted_kernel() -> bool:
+    """Whether the kernel library has a value-weighted event CSR kernel (brainevent >= 0.3)."""
+    if event_kernel_library() != "brainevent":
+        return False
+    import brainevent
+
+    return not _POSITIVE_ONLY and hasattr(brainevent, "WeightedArray")
+
+
+_WEIGHTED = _weighted_kernel()
+
+
 def event_mask(x: Any) -> jax.Array:
     """The events in ``x`` as this line's event layers count them: ``True``, or a positive/nonzero number.
 
@@ -57,9 +79,10 @@ def event_mask(x: Any) -> jax.Array:
 def counts_csrmv(data: Any, indices: Any, indptr: Any, counts: Any, shape: tuple[int, int]) -> jax.Array:
     """``counts @ matrix`` for a CSR matrix with one row per presynaptic neuron and integer event counts.
 
-    One call of brainpy's event kernel (``bm.event.csrmv``) for the rows with a count; the
-    counts above one, in the steps that have any, through brainpy's float kernel
-    (``bm.sparse.csrmv``) in a ``lax.cond`` branch. Both are differentiable in ``data``.
+    On brainevent 0.3, one call of its value-weighted event kernel. Elsewhere, one call of
+    brainpy's event kernel (``bm.event.csrmv``) for the rows with a count; the counts above
+    one, in the steps that have any, through brainpy's float kernel (``bm.sparse.csrmv``) in a
+    ``lax.cond`` branch. Each is differentiable in ``data``.
 
     Examples
     --------
@@ -71,6 +94,12 @@ def counts_csrmv(data: Any, indices: Any, indptr: Any, counts: Any, shape: tuple
     [1.0, 12.0, 2.0]
     """
     counts = bm.as_jax(counts)
+    if _WEIGHTED:
+        import brainevent
+
+        data, indices = bm.as_jax(data), bm.as_jax(indices)
+        csr = brainevent.CSR((data, indices, indptr), shape=shape)  # indptr stays a host array: planned at trace
+        return bm.as_jax(brainevent.WeightedArray(counts.astype(data.dtype)) @ csr)
     once = bm.as_jax(bm.event.csrmv(data, indices, indptr, counts > 0, shape=shape, transpose=True))
     more = jnp.maximum(counts - 1, 0)
 

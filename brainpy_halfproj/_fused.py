@@ -15,10 +15,10 @@ How
   would count them, :func:`~brainpy_halfproj._events.event_mask`) into its slice of the
   node's buffer: called twice, it counts twice, as its own layer would add twice.
 * The node runs first among the post's ``before_updates``, before the merge groups
-  integrate: it makes one call of brainpy's event CSR kernel (``bm.event.csrmv``, served by
-  brainevent or brainpylib) on the *stacked* connectivity with the counts
-  (:func:`~brainpy_halfproj._events.counts_csrmv`: counts above one, in the steps that
-  have any, go through brainpy's float CSR kernel in a branch), adds each merge group's
+  integrate: it makes one event CSR kernel call on the *stacked* connectivity with the counts
+  (:func:`~brainpy_halfproj._events.counts_csrmv`: brainevent 0.3's value-weighted kernel;
+  elsewhere brainpy's ``bm.event.csrmv``, and, in the steps that have counts above one,
+  brainpy's float CSR kernel in a branch), adds each merge group's
   slice of the result to that group's synapse, and clears the buffer. The stacked matrix
   has one row per presynaptic neuron of each member (members one after the other) and one
   column per post neuron for each merge group (groups one after the other), so several

@@ -100,8 +100,12 @@ def test_one_kernel_call_per_post_group():
     unfused, fused = Net(False), Net(True)
     assert _kernel_calls(unfused) == (3, 0)
     always, in_branches = _kernel_calls(fused)
-    # the float kernel for event counts above one, in a branch, where the counts are not constants
-    assert always == 1 and in_branches == (1 if bhp._compat.event_kernel_library() == "brainevent" else 0)
+    # brainevent 0.3: one value-weighted call takes the counts, no branch; brainevent 0.2: the float kernel for
+    # counts above one, in a branch; brainpylib's float kernel is not a custom call
+    library = bhp._compat.event_kernel_library()
+    weighted = library == "brainevent" and not bp.__version__.startswith("2.8")  # brainpy 2.9 brings brainevent 0.3
+    assert always == 1 and in_branches == (1 if library == "brainevent" and not weighted else 0)
+    assert weighted == bhp._events._WEIGHTED
     call = fused.E.fused_call
     assert call is fused.E2.fused_call is fused.I.fused_call
     assert call.groups == [fused.E.merge_group, fused.I.merge_group]
@@ -509,3 +513,24 @@ def test_x64_keeps_the_models_float_type():
             np.testing.assert_allclose(got, ref, rtol=1e-12)
     finally:
         bm.disable_x64()
+
+
+@pytest.mark.parametrize("max_count", [1, 3])
+def test_counts_csrmv_adds_each_event_as_the_event_kernel_does(max_count):
+    """One call with event counts equals the event kernel called once per event (bit for bit with counts 0 and 1)."""
+    from brainpy_halfproj._events import counts_csrmv
+
+    rng = np.random.default_rng(max_count)
+    n_pre, n_post = 300, 200
+    indptr = np.concatenate([[0], np.cumsum(rng.poisson(10, n_pre))]).astype(np.int32)
+    indices = rng.integers(0, n_post, indptr[-1]).astype(np.int32)
+    data = rng.normal(size=indptr[-1]).astype(np.float32)
+    counts = (rng.integers(1, max_count + 1, n_pre) * (rng.random(n_pre) < 0.3)).astype(np.int32)
+    assert counts.max() == max_count
+    got = np.asarray(jax.jit(lambda d, c: counts_csrmv(d, indices, indptr, c, (n_pre, n_post)))(data, counts))
+    expected = sum(np.asarray(bm.event.csrmv(data, indices, indptr, counts >= k, shape=(n_pre, n_post), transpose=True))
+                   for k in range(1, max_count + 1))
+    if max_count == 1:
+        np.testing.assert_array_equal(got, expected)
+    else:  # the same sums, in another order
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
