@@ -546,7 +546,7 @@ def render(results_dir):
     if 'scaling' in docs:
         parts.append(sec_scaling(docs['scaling'], docs))
     # sections written by their own scripts
-    for verbatim in ('microcircuit.md', 'breakdown.md', 'partition.md', 'state.md'):
+    for verbatim in ('microcircuit.md', 'breakdown.md', 'partition.md', 'state.md', 'state_profile.md'):
         path = os.path.join(results_dir, verbatim)
         if os.path.exists(path):
             with open(path) as fh:

@@ -86,3 +86,20 @@ def test_the_microcircuit_workers_time_a_run_that_compiles_nothing(script, args)
     assert rec["compilations_during_run"] == 0
     assert rec["kernel_calls_per_step"] == 55 and rec["neurons"] == 1544
     assert sum(rec["rates"].values()) > 0
+
+
+@pytest.mark.slow
+def test_the_state_profile_lists_each_thunk_of_both_apis(tmp_path):
+    proc = subprocess.run([sys.executable, os.path.join(BENCH, "state_profile.py"), "--smoke", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "results" / "state_profile.json").read_text())
+    assert [r["api"] for r in doc["runs"]] == ["brainpy.state", "bp.dyn"]
+    for run in doc["runs"]:
+        kinds = [t["kind"] for t in run["thunks"]]
+        assert kinds.count("event kernel") == 1  # fused: one kernel call per step
+        assert "neuron + synapse update" in kinds and run["wall_us"] > 0
+        assert all(t["us"] >= 0 for t in run["thunks"])
+    md = (tmp_path / "results" / "state_profile.md").read_text()
+    assert md.startswith("## brainpy.state beside bp.dyn: where a step of the seed network goes")
+    assert "| brainpy.state |" in md and "| bp.dyn |" in md
