@@ -9,7 +9,11 @@ are its own), the cases of a repetition in alternating order, all under
   without native kernels; the plugin's ``brainpy_halfproj.state`` as is, fused, fused + native
   (``AlignPostProj(..., fused=True)``); the ``bp.dyn``
   rows of ``case.py`` (upstream, plugin, native, fused + native); Brian2 cpp_standalone.
-* ``multipop``: the 8-population network (64 projections), brainpy.state and ``bp.dyn``.
+* ``multipop``: the 8-population network (64 projections), brainpy.state and ``bp.dyn``: stock
+  merged, the plugin merged and fused (with native kernels), each also pinned to one core
+  (``--one-core``: XLA runs one thunk at a time), where the fused program gains most (its
+  thunks are few and short, and on two cores handing them between threads costs more than it
+  saves).
 * ``microcircuit``: the Potjans & Diesmann model from brainpy.state
   (``models.state_microcircuit``) and from ``bp.dyn`` (``microcircuit.py``'s worker), with and
   without native kernels, at ``--mc-scale`` (0.1 by default; 1 for the full model).
@@ -55,6 +59,8 @@ def worker(a):
     import numpy as np
 
     import brainpy_halfproj as bhp
+    if a.one_core:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # before XLA sizes its thread pool
     case.compilations_so_far()  # count from here on
     brainstate.environ.set(dt=0.1 * u.ms)
     if a.native:
@@ -66,7 +72,7 @@ def worker(a):
     import state_workloads as sw
     import_s = time.perf_counter() - t0
     out = dict(api='brainpy.state', model=a.model, ns=ns.__name__, conn=a.conn, native=a.native, fused=a.fused,
-               versions=case.versions(), import_s=import_s)
+               one_core=a.one_core, versions=case.versions(), import_s=import_s)
     if a.model == 'microcircuit':
         out.update(_worker_microcircuit(a, ns))
     else:
@@ -162,16 +168,20 @@ def _cases(cfg):
                         ['--target', 'cpp_standalone', *common]))
     if 'multipop' in cfg.only:
         common = ['--model', 'multipop', '--groups', cfg.groups, '--n', cfg.n_pop, '--steps', cfg.steps]
-        out += [('multipop', 'brainpy.state, JIT, merged', py, 'state.py', ['--worker', '--conn', 'jit', *common]),
-                ('multipop', 'brainpy.state, JIT, merged, native', py, 'state.py',
-                 ['--worker', '--conn', 'jit', '--native', *common]),
-                ('multipop', 'plugin state, JIT, fused + native', py, 'state.py',
-                 ['--worker', '--conn', 'jit', '--ns', 'plugin', '--fused', '--native', *common]),
-                ('multipop', 'bp.dyn plugin, JIT, merged', dyn_py, 'case.py', ['--impl', 'plugin', *common]),
-                ('multipop', 'bp.dyn plugin, JIT, merged, native', dyn_py, 'case.py',
-                 ['--impl', 'plugin', '--native', *common]),
-                ('multipop', 'bp.dyn plugin, JIT, fused + native', dyn_py, 'case.py',
-                 ['--impl', 'plugin', '--fused', '--native', *common])]
+        state = [('brainpy.state, JIT, merged', []),
+                 ('brainpy.state, JIT, merged, native', ['--native']),
+                 ('plugin state, JIT, merged, native', ['--ns', 'plugin', '--native']),
+                 ('plugin state, JIT, fused + native', ['--ns', 'plugin', '--fused', '--native']),
+                 ('plugin state, JIT, merged, native, one core', ['--ns', 'plugin', '--native', '--one-core']),
+                 ('plugin state, JIT, fused + native, one core',
+                  ['--ns', 'plugin', '--fused', '--native', '--one-core'])]
+        out += [('multipop', name, py, 'state.py', ['--worker', '--conn', 'jit', *flags, *common])
+                for name, flags in state]
+        dyn = [('bp.dyn plugin, JIT, merged', []), ('bp.dyn plugin, JIT, merged, native', ['--native']),
+               ('bp.dyn plugin, JIT, fused + native', ['--fused', '--native']),
+               ('bp.dyn plugin, JIT, merged, native, one core', ['--native', '--pin-self']),
+               ('bp.dyn plugin, JIT, fused + native, one core', ['--fused', '--native', '--pin-self'])]
+        out += [('multipop', name, dyn_py, 'case.py', ['--impl', 'plugin', *flags, *common]) for name, flags in dyn]
     if 'microcircuit' in cfg.only:
         for scale in cfg.mc_scales:
             common = ['--scale', scale, '--seed', 1, '--transient', cfg.mc_transient, '--duration', cfg.mc_duration]
@@ -349,6 +359,7 @@ def main(argv=None):
     ap.add_argument('--conn', choices=['fixedprob', 'jit'], default='fixedprob')
     ap.add_argument('--native', action='store_true')
     ap.add_argument('--fused', action='store_true')
+    ap.add_argument('--one-core', action='store_true', help='pin the worker to one core')
     ap.add_argument('--n', type=int, default=4000)
     ap.add_argument('--groups', type=int, default=8)
     ap.add_argument('--steps', type=int, default=10000)

@@ -107,17 +107,24 @@ def model_state(net: Any) -> ModelState:
         members = tuple(sorted(names.get(id(p), p.name) for p in group.projections))
         records.append(GroupRecord(post if post is not None else "?", _key_text(group), members, tuple(sorted(entries)),
                                    str(group.storage_name)))
-    # A fused call keeps one spike buffer per member, in joining order: a record per member, as on bp.dyn.
+    # A fused call keeps one event buffer, a block of rows per member in joining order: saved as one
+    # array per member (a view of its block, at the path of the buffer-per-member layout before it) and
+    # recorded by that member, as on bp.dyn, so a model whose members joined in another order loads it.
     paths = {id(s): (path, text) for text, (path, s) in variables.items()}
     for call in (node for node in net.nodes().values() if isinstance(node, StateFusedCall)):
-        for i, (member, buffer) in enumerate(zip(call._members, call.buffers, strict=True)):
+        if id(call.buffer) not in paths:
+            continue
+        path, text = paths[id(call.buffer)]
+        del variables[text]
+        post = path_text(path[:path.index(_REGISTRY)])
+        for i, (member, view) in enumerate(zip(call._members, call.buffers, strict=True)):
             proj = member.proj()
-            if proj is None or id(buffer) not in paths:
+            if proj is None:
                 continue
-            path, text = paths[id(buffer)]
-            post = path_text(path[:path.index(_REGISTRY)])
+            view_path = path[:-1] + ("buffers", i)
+            variables[path_text(view_path)] = (view_path, view)
             records.append(GroupRecord(post, "spike buffer of a fused call", (names.get(id(proj), proj.name),),
-                                       (("buffer", text),), f"halfproj_fused.buffers-{i}"))
+                                       (("buffer", path_text(view_path)),), f"halfproj_fused.buffers-{i}"))
     return ModelState({text: s for text, (_, s) in variables.items()}, records, f"{type(net).__name__}",
                       assign=_assign, read=_read, unversioned=lambda state: _from_stock(net, variables, state))
 

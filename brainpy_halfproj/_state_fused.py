@@ -10,7 +10,12 @@ timing contract and the counting of events are the same, and so are the helpers 
   homogeneous JIT matrix, joins its post group's :class:`StateFusedCall`,
   stored first in ``post.before_updates`` (ahead of the merge groups it feeds). The member's
   ``update`` runs its modules and delay as upstream's does, then counts the events of the
-  spikes into its buffer (a state of the call) instead of calling ``comm``.
+  spikes into its rows of the call's one event buffer (a state of the call) instead of calling
+  ``comm``. One buffer for all members, not one each: a loop-carried state costs XLA two copies
+  per step whatever its size (the read, and the zeros written back), so 8 members onto a post
+  cost 16 copies with a buffer each and 2 with one; a member's rows are rewritten by
+  concatenating slices, which XLA fuses into one loop (an indexed ``.at[].add`` would be a
+  scatter).
 * When the post group updates, the call makes one ``counts_csrmv`` on the stacked
   connectivity (one row per presynaptic neuron of each member, one column block of the post's
   size per synapse it feeds) and hands each synapse its block with ``add_delta_input``,
@@ -49,7 +54,7 @@ import numpy as np
 from ._connectivity import SparseRows, append_rows
 from ._events import counts_csrmv, event_mask
 
-__all__ = ["StateFusedCall", "state_fused_call_of", "why_not_state_fused", "join_state_fused"]
+__all__ = ["StateFusedCall", "MemberBuffer", "state_fused_call_of", "why_not_state_fused", "join_state_fused"]
 
 _NAME = "halfproj_fused"
 
@@ -156,9 +161,10 @@ class StateFusedCall(brainstate.nn.Module):
 
     Attributes
     ----------
-    buffers
-        One ``brainstate.ShortTermState`` per member, in joining order: the events it was
-        handed since the post group's last update, counted per presynaptic neuron.
+    buffer
+        A ``brainstate.ShortTermState``: the events each member was handed since the post
+        group's last update, counted per presynaptic neuron, one block of rows per member in
+        joining order (:attr:`buffers` views one member's block).
 
     Examples
     --------
@@ -190,7 +196,12 @@ class StateFusedCall(brainstate.nn.Module):
         # which compiled programs take as an argument instead of embedding a copy.
         self._indptr = np.zeros(1, dtype=np.int32)
         self._indices = brainstate.State(jnp.zeros(0, dtype=jnp.int32))
-        self.buffers: list[brainstate.ShortTermState] = []
+        self.buffer = brainstate.ShortTermState(jnp.zeros(0, dtype=jnp.int32))
+
+    @property
+    def buffers(self) -> list[MemberBuffer]:
+        """One view per member, in joining order, of its block of :attr:`buffer` (``.value`` reads and writes it)."""
+        return [MemberBuffer(self, m.row, m.n_pre) for m in self._members]
 
     @property
     def projections(self) -> list:
@@ -219,7 +230,9 @@ class StateFusedCall(brainstate.nn.Module):
     def add(self, proj: Any) -> None:
         """Add ``proj`` (a plugin ``AlignPostProj``): its synapses are stacked under the others'."""
         self._append(proj)
-        self.buffers.append(brainstate.ShortTermState(jnp.zeros(self._members[-1].n_pre, dtype=jnp.int32)))
+        counted = self.buffer.value  # the members before it keep their events
+        self.buffer = brainstate.ShortTermState(
+            jnp.concatenate([counted, jnp.zeros(self._members[-1].n_pre, dtype=counted.dtype)]))
 
     def _append(self, proj: Any) -> None:
         comm, syn = proj.comm, proj.syn
@@ -270,7 +283,8 @@ class StateFusedCall(brainstate.nn.Module):
         >>> e.fused_call.connectivity.nnz
         240
         """
-        live = [(p, b) for p, b in zip((m.proj() for m in self._members), self.buffers, strict=True) if p is not None]
+        live = [(p, b.value) for p, b in zip((m.proj() for m in self._members), self.buffers, strict=True)
+                if p is not None]
         for proj, _ in live:
             why = why_not_state_fused(proj.comm, proj.post, True)
             if why is not None:
@@ -280,7 +294,8 @@ class StateFusedCall(brainstate.nn.Module):
         self._indptr, self._indices = np.zeros(1, dtype=np.int32), brainstate.State(jnp.zeros(0, dtype=jnp.int32))
         for proj, _ in live:
             self._append(proj)
-        self.buffers[:] = [buffer for _, buffer in live]  # a live member's events stay counted
+        # a live member's events stay counted (the state is the same one: programs traced before see it)
+        self.buffer.value = jnp.concatenate([jnp.zeros(0, dtype=jnp.int32), *(counted for _, counted in live)])
 
     def hand(self, proj: Any, x: Any) -> bool:
         """Count ``proj``'s presynaptic events for the post group's next update.
@@ -305,8 +320,9 @@ class StateFusedCall(brainstate.nn.Module):
                           f"shape ({m.n_pre},); this call is not fused (the layer's own call is made).",
                           stacklevel=3)
             return False
-        buffer = self.buffers[index]
-        buffer.value = buffer.value + event_mask(x).astype(buffer.value.dtype)
+        counted = self.buffer.value
+        block = counted[m.row:m.row + m.n_pre] + event_mask(x).astype(counted.dtype)
+        self.buffer.value = jnp.concatenate([counted[:m.row], block, counted[m.row + m.n_pre:]])
         return True
 
     def _data(self) -> Any:
@@ -339,17 +355,46 @@ class StateFusedCall(brainstate.nn.Module):
         return jnp.concatenate([p.astype(dtype) for p in parts])
 
     def update(self, *args: Any, **kwargs: Any) -> None:
-        counts = jnp.concatenate([buffer.value for buffer in self.buffers])
-        for buffer in self.buffers:
-            buffer.value = jnp.zeros_like(buffer.value)
+        counts = self.buffer.value
+        self.buffer.value = jnp.zeros_like(counts)
         current = counts_csrmv(self._data(), self._indices.value, self._indptr, counts, self._shape)
         current = current.reshape(-1, self.post_size)  # one row per synapse
         for i, syn in enumerate(self.groups):
             syn.add_delta_input(_NAME, u.maybe_decimal(current[i] * self._units[i]))
 
     def reset_state(self, *args: Any, **kwargs: Any) -> None:
-        for buffer in self.buffers:
-            buffer.value = jnp.zeros_like(buffer.value)
+        self.buffer.value = jnp.zeros_like(self.buffer.value)
+
+
+class MemberBuffer:
+    """One member's block of rows in a :class:`StateFusedCall`'s event buffer, read and written as ``.value``.
+
+    Examples
+    --------
+    >>> import brainstate, brainunit as u
+    >>> import brainpy_halfproj.state as bst
+    >>> post = bst.LIF(40)
+    >>> e = bst.AlignPostProj(comm=brainstate.nn.EventFixedProb(30, 40, conn_num=0.1, conn_weight=0.6 * u.nS),
+    ...                       syn=bst.Expon.desc(40, tau=5. * u.ms), out=bst.COBA.desc(E=0. * u.mV), post=post,
+    ...                       fused=True)
+    >>> view = e.fused_call.buffers[0]
+    >>> view.value = view.value.at[3].set(2)
+    >>> int(e.fused_call.buffer.value[3]), view.value.shape
+    (2, (30,))
+    """
+
+    def __init__(self, call: StateFusedCall, row: int, n_pre: int):
+        self.call, self.row, self.n_pre = call, row, n_pre
+
+    @property
+    def value(self) -> Any:
+        return self.call.buffer.value[self.row:self.row + self.n_pre]
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        counted = self.call.buffer.value
+        value = jnp.broadcast_to(jnp.asarray(value, dtype=counted.dtype), (self.n_pre,))
+        self.call.buffer.value = jnp.concatenate([counted[:self.row], value, counted[self.row + self.n_pre:]])
 
 
 def state_fused_call_of(post: Any) -> StateFusedCall | None:

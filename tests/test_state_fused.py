@@ -42,18 +42,23 @@ class Fused:
 class Pair(brainstate.nn.Module):
     """A post group fed by an E and an I projection from given spikes (no feedback), to drive call patterns."""
 
-    def __init__(self, fused: bool, afferent_ratio: float = 1., e_weight=0.6 * u.nS):
+    def __init__(self, fused: bool, afferent_ratio: float = 1., e_weight=0.6 * u.nS, order: str = "EI"):
         super().__init__()
         self.N = bst.LIFRef(N_POST, V_rest=-60. * u.mV, V_th=-50. * u.mV, V_reset=-60. * u.mV, tau=20. * u.ms,
                             tau_ref=5. * u.ms, R=1. * u.Gohm,
                             V_initializer=braintools.init.Normal(-55. * u.mV, 2. * u.mV))
-        self.E = bst.AlignPostProj(
-            comm=brainstate.nn.EventFixedProb(N_E, N_POST, conn_num=0.1, conn_weight=e_weight, seed=1,
-                                              afferent_ratio=afferent_ratio),
-            syn=bst.Expon.desc(N_POST, tau=5. * u.ms), out=bst.COBA.desc(E=0. * u.mV), post=self.N, fused=fused)
-        self.I = bst.AlignPostProj(
-            comm=brainstate.nn.EventFixedProb(N_I, N_POST, conn_num=0.1, conn_weight=6.7 * u.nS, seed=2),
-            syn=bst.Expon.desc(N_POST, tau=10. * u.ms), out=bst.COBA.desc(E=-80. * u.mV), post=self.N, fused=fused)
+        for name in order:  # the order in which the projections join the fused call
+            if name == "E":
+                self.E = bst.AlignPostProj(
+                    comm=brainstate.nn.EventFixedProb(N_E, N_POST, conn_num=0.1, conn_weight=e_weight, seed=1,
+                                                      afferent_ratio=afferent_ratio),
+                    syn=bst.Expon.desc(N_POST, tau=5. * u.ms), out=bst.COBA.desc(E=0. * u.mV), post=self.N,
+                    fused=fused)
+            else:
+                self.I = bst.AlignPostProj(
+                    comm=brainstate.nn.EventFixedProb(N_I, N_POST, conn_num=0.1, conn_weight=6.7 * u.nS, seed=2),
+                    syn=bst.Expon.desc(N_POST, tau=10. * u.ms), out=bst.COBA.desc(E=-80. * u.mV), post=self.N,
+                    fused=fused)
 
 
 def _pair(fused: bool, **kwargs) -> Pair:
@@ -207,6 +212,56 @@ def test_one_event_kernel_call_per_step():
     assert calls(unfused) == (2, 0)
     # brainevent 0.3: one value-weighted kernel call takes the counts, no branch (a conditional costs a few µs a step)
     assert calls(fused) == (1, 0)
+
+
+def _hand(net: Pair, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hand E and I one step's spikes (no post update); the spikes, as counts."""
+    e, i = _spikes(1, N_E, seed)[0], _spikes(1, N_I, seed + 1)[0]
+    with brainstate.environ.context(dt=DT, t=0. * u.ms):
+        net.E(jnp.asarray(e))
+        net.I(jnp.asarray(i))
+    return e.astype(np.int32), i.astype(np.int32)
+
+
+def test_the_members_count_into_one_event_buffer_a_block_each():
+    # One loop-carried state for the call, not one per member (each costs XLA two copies a step).
+    net = _pair(True)
+    call = net.E.fused_call
+    assert list(call.states(brainstate.ShortTermState).values()) == [call.buffer]
+    assert call.buffer.value.shape == (N_E + N_I,) and call.buffer.value.dtype == jnp.int32
+    e, i = _hand(net, 11)
+    e2, i2 = _hand(net, 13)  # a second call before the post's update counts again
+    np.testing.assert_array_equal(np.asarray(call.buffer.value), np.concatenate([e + e2, i + i2]))
+    np.testing.assert_array_equal(np.asarray(call.buffers[1].value), i + i2)
+    assert (e + e2).max() == 2  # some neuron spiked in both calls
+    with brainstate.environ.context(dt=DT, t=0. * u.ms):
+        net.N(200. * u.pA)
+    assert not np.asarray(call.buffer.value).any()
+
+
+def test_rebuild_keeps_the_counted_events_of_each_member():
+    net = _pair(True)
+    e, i = _hand(net, 21)
+    net.E.comm = brainstate.nn.EventFixedProb(N_E, N_POST, conn_num=0.2, conn_weight=0.6 * u.nS, seed=5)
+    net.E.fused_call.rebuild()
+    np.testing.assert_array_equal(np.asarray(net.E.fused_call.buffers[0].value), e)
+    np.testing.assert_array_equal(np.asarray(net.E.fused_call.buffers[1].value), i)
+
+
+def test_counted_events_in_a_checkpoint_load_into_members_that_joined_in_the_other_order(tmp_path):
+    saved = _pair(True)
+    e, i = _hand(saved, 31)
+    bhp.save_checkpoint(saved, tmp_path / "pair.npz")
+    loaded = _pair(True, order="IE")
+    assert [p.name for p in loaded.E.fused_call.projections] == [loaded.I.name, loaded.E.name]
+    bhp.load_checkpoint(loaded, tmp_path / "pair.npz")
+    np.testing.assert_array_equal(np.asarray(loaded.E.fused_call.buffer.value), np.concatenate([i, e]))
+    with brainstate.environ.context(dt=DT, t=0. * u.ms):
+        saved.N(200. * u.pA)
+        loaded.N(200. * u.pA)
+    for proj in ("E", "I"):
+        np.testing.assert_array_equal(np.asarray(u.get_mantissa(getattr(loaded, proj).syn.g.value)),
+                                      np.asarray(u.get_mantissa(getattr(saved, proj).syn.g.value)))
 
 
 def test_a_weight_edit_after_construction_is_followed():
