@@ -164,7 +164,7 @@ class StateFusedCall(brainstate.nn.Module):
     buffer
         A ``brainstate.ShortTermState``: the events each member was handed since the post
         group's last update, counted per presynaptic neuron, one block of rows per member in
-        joining order (:attr:`buffers` views one member's block).
+        joining order (``buffers[i]`` views member ``i``'s block).
 
     Examples
     --------
@@ -200,7 +200,7 @@ class StateFusedCall(brainstate.nn.Module):
 
     @property
     def buffers(self) -> list[MemberBuffer]:
-        """One view per member, in joining order, of its block of :attr:`buffer` (``.value`` reads and writes it)."""
+        """One view per member, in joining order, of its block of ``buffer`` (``.value`` reads and writes it)."""
         return [MemberBuffer(self, m.row, m.n_pre) for m in self._members]
 
     @property

@@ -34,6 +34,7 @@ def record():
     return json.loads(line[len("RESULT "):])
 
 
+@pytest.mark.slow  # the worker in a subprocess (import, build, compile)
 def test_the_worker_measures_a_brainpy_state_network(record):
     assert record["api"] == "brainpy.state" and record["ns"] == "brainpy.state" and record["n"] == 200
     assert record["kernel_calls_per_step"] == 2  # E and I: one JIT kernel call each per step
@@ -42,6 +43,7 @@ def test_the_worker_measures_a_brainpy_state_network(record):
     assert record["rate_hz"] > 0
 
 
+@pytest.mark.slow  # the worker in a subprocess (import, build, compile)
 def test_the_tables_show_medians_and_the_rows_not_run_yet(record):
     state = _state_module()
     rows = [dict(record, section="seed", row="brainpy.state, JIT", rep=rep, s_per_bio_s=s)
@@ -75,6 +77,7 @@ def _worker(script, *args):
     return json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))[len("RESULT "):])
 
 
+@pytest.mark.slow  # a microcircuit compiled and run in a subprocess, per script
 @pytest.mark.parametrize("script, args", [
     ("microcircuit.py", ["--variant", "merged"]),  # the bp.dyn model
     ("state.py", ["--model", "microcircuit"]),  # the brainpy.state model

@@ -90,6 +90,7 @@ def test_the_namespace_provides_the_projection_class():
     assert all(type(p) is brainpy.state.AlignPostProj for p in net.projections.values())
 
 
+@pytest.mark.slow
 @needs_state
 def test_the_synapses_are_the_bp_dyn_models(small):
     """Each comm realises the bp.dyn layer's synapses and weights: the same outputs, bit for bit.
@@ -138,6 +139,7 @@ def test_the_model_wires_the_derived_parameters():
     assert math.isclose(net.charge_correction, 0.9063, abs_tol=1e-4)  # brainpy.state: input after the decay
 
 
+@pytest.mark.slow
 @needs_state
 @pytest.mark.parametrize("kind", ["normal", "fixed"])
 def test_spikes_arrive_after_their_delay(kind):
@@ -169,6 +171,7 @@ def test_spikes_arrive_after_their_delay(kind):
 # ----------------------------------------------------------------- activity against the bp.dyn model
 
 
+@pytest.mark.slow
 @needs_state
 def test_rasters_are_identical_to_the_bp_dyn_models_until_rounding():
     """From potentials below threshold, both models give the same spikes for 30 ms at scale 0.1.
@@ -187,6 +190,7 @@ def test_rasters_are_identical_to_the_bp_dyn_models_until_rounding():
         np.testing.assert_array_equal(ours[p], theirs[p], err_msg=p)
 
 
+@pytest.mark.slow
 @needs_state
 def test_the_first_step(default_runs):
     """A neuron that starts at or above threshold spikes in bp.dyn's first step (as in NEST);
@@ -202,6 +206,7 @@ def test_the_first_step(default_runs):
     assert above > 0  # the case occurs at this scale and seed
 
 
+@pytest.mark.slow
 @needs_state
 def test_rates_agree_with_the_bp_dyn_model(default_runs):
     state, ours, dyn, theirs = default_runs
@@ -215,6 +220,7 @@ def test_rates_agree_with_the_bp_dyn_model(default_runs):
         assert abs(ours_rates[p] - theirs_rates[p]) < 4 * math.sqrt(a + b) / state.sizes[p] / 0.2 + 1e-9
 
 
+@pytest.mark.slow
 @needs_state
 def test_native_kernels_give_the_same_raster():
     import brainpy_halfproj as bhp
