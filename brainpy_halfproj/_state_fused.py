@@ -373,14 +373,13 @@ class MemberBuffer:
     --------
     >>> import brainstate, brainunit as u
     >>> import brainpy_halfproj.state as bst
-    >>> post = bst.LIF(40)
-    >>> e = bst.AlignPostProj(comm=brainstate.nn.EventFixedProb(30, 40, conn_num=0.1, conn_weight=0.6 * u.nS),
-    ...                       syn=bst.Expon.desc(40, tau=5. * u.ms), out=bst.COBA.desc(E=0. * u.mV), post=post,
-    ...                       fused=True)
-    >>> view = e.fused_call.buffers[0]
+    >>> proj = bst.AlignPostProj(comm=brainstate.nn.EventFixedProb(8, 20, conn_num=0.5, conn_weight=1. * u.pA),
+    ...                          syn=bst.Expon.desc(20, tau=2. * u.ms), out=bst.CUBA.desc(), post=bst.LIF(20),
+    ...                          fused=True)
+    >>> view = proj.fused_call.buffers[0]  # the only member: the whole buffer
     >>> view.value = view.value.at[3].set(2)
-    >>> int(e.fused_call.buffer.value[3]), view.value.shape
-    (2, (30,))
+    >>> int(proj.fused_call.buffer.value[3]), view.value.shape
+    (2, (8,))
     """
 
     def __init__(self, call: StateFusedCall, row: int, n_pre: int):
