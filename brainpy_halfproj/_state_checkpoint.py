@@ -16,6 +16,11 @@ hash of the group's key), never a construction counter, except for groups whose 
 a state or a function (numbered in construction order); the file's group records (key and
 members) match groups by what they are in any case.
 
+A state whose value is a pytree of several arrays (brainstate's ``Linear`` keeps
+``{'weight': w, 'bias': b}`` in one ``ParamState``) is saved as one entry per array, its keys
+appended to the path (``E.comm.weight.weight``, ``E.comm.weight.bias``), so that the file holds
+plain arrays only.
+
 Stock checkpoints
 -----------------
 A mapping without ``'__format__'`` is read as stock brainpy.state's layout (``state_dict``
@@ -35,6 +40,7 @@ from typing import Any
 
 import brainstate
 import brainunit as u
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -60,6 +66,80 @@ def _variables(net: Any) -> dict[tuple, brainstate.State]:
 
 def _groups(net: Any) -> list[StateMergeGroup]:
     return [node for node in net.nodes().values() if isinstance(node, StateMergeGroup)]
+
+
+def _is_quantity(x: Any) -> bool:
+    return isinstance(x, u.Quantity)
+
+
+class _Leaf:
+    """One array of a state whose value is a pytree of several: its ``value`` gets and sets that array only.
+
+    Examples
+    --------
+    >>> import brainstate, jax.numpy as jnp
+    >>> w = brainstate.ParamState({'weight': jnp.ones(2), 'bias': jnp.zeros(2)})
+    >>> leaf = _Leaf(w, 0)  # the leaves in jax's order: 'bias', then 'weight'
+    >>> leaf.value = jnp.array([3., 4.])
+    >>> w.value['bias'].tolist(), w.value['weight'].tolist()
+    ([3.0, 4.0], [1.0, 1.0])
+    """
+
+    def __init__(self, state: brainstate.State, index: int):
+        self.state, self.index = state, index
+
+    @property
+    def value(self) -> Any:
+        return jax.tree.leaves(self.state.value, is_leaf=_is_quantity)[self.index]
+
+    @value.setter
+    def value(self, new: Any) -> None:
+        leaves, tree = jax.tree.flatten(self.state.value, is_leaf=_is_quantity)
+        leaves[self.index] = new
+        self.state.value = jax.tree.unflatten(tree, leaves)
+
+
+def _key_part(key: Any) -> str:
+    """A jax key-path entry as a path part: a dict key, a sequence index or an attribute name."""
+    for attr in ("key", "idx", "name"):
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)
+
+
+def _leaves(path: tuple, state: Any) -> list[tuple[tuple, Any]]:
+    """``[(path, variable)]``: ``state`` itself, or a :class:`_Leaf` per array of a pytree-valued state."""
+    found = jax.tree_util.tree_flatten_with_path(state.value, is_leaf=_is_quantity)[0]
+    if len(found) == 1 and not found[0][0]:
+        return [(path, state)]
+    return [(path + tuple(_key_part(k) for k in keys), _Leaf(state, i)) for i, (keys, _) in enumerate(found)]
+
+
+def _flat(state: dict) -> dict:
+    """A mapping of saved values with each pytree value (a dict of arrays) spread over one path per array."""
+    out = {}
+    for text, value in state.items():
+        found = jax.tree_util.tree_flatten_with_path(value, is_leaf=_is_quantity)[0]
+        if isinstance(value, (dict, list, tuple)) and found:
+            out.update({".".join([text, *(_key_part(k) for k in keys)]): leaf for keys, leaf in found})
+        else:
+            out[text] = value
+    return out
+
+
+def _in_units_of(variables: dict, state: dict) -> dict:
+    """``state`` with each Quantity (a value from ``net.states()``) as a number in the unit of the network's state."""
+    out = dict(state)
+    for text, (_, var) in variables.items():
+        value = out.get(text)
+        if isinstance(value, u.Quantity):
+            unit = u.get_unit(var.value)
+            try:
+                out[text] = value.to_decimal(unit)
+            except u.UnitMismatchError:
+                raise CheckpointError(f"entry {text!r} is in {u.get_unit(value)}, which does not convert to the "
+                                      f"network's {unit}: load a checkpoint of a network with the same units") from None
+    return out
 
 
 def _read(state: brainstate.State) -> np.ndarray:
@@ -92,7 +172,8 @@ def model_state(net: Any) -> ModelState:
     >>> [(g.post, g.members, sorted(dict(g.entries))) for g in model_state(net).groups]
     [('E.post', ('E',), ['syn.g'])]
     """
-    variables = {path_text(path): (path, s) for path, s in _variables(net).items()}
+    variables = {path_text(leaf_path): (leaf_path, var) for path, s in _variables(net).items()
+                 for leaf_path, var in _leaves(path, s)}
     names = _names(net)
     records = []
     for group in _groups(net):
@@ -138,6 +219,7 @@ def _resolve(net: Any, path: tuple) -> Any:
 
 def _from_stock(net: Any, variables: dict, state: dict) -> dict:
     """``state`` in stock brainpy.state's layout, mapped onto the plugin's groups of ``net`` where exact."""
+    state = _in_units_of(variables, _flat(state))
     groups = {id(g): g for g in _groups(net)}
     if not groups:
         return state

@@ -15,6 +15,7 @@ import brainpy.state as stock  # noqa: E402
 import brainstate  # noqa: E402
 import braintools  # noqa: E402
 import brainunit as u  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import brainpy_halfproj as bhp  # noqa: E402
@@ -178,3 +179,64 @@ def test_mismatches_are_refused():
         bhp.load_state_dict(net, {k: v for k, v in state.items() if k != "E.comm.weight"})
     with pytest.raises(bhp.CheckpointError, match=r"has format 99, but this version of brainpy-halfproj reads"):
         bhp.load_state_dict(net, {**state, "__format__": np.array(99)})
+
+
+class LinearNet(brainstate.nn.Module):
+    """A projection whose layer keeps its parameters in one dict-valued state: brainstate's ``Linear``
+    (``ParamState({'weight': w, 'bias': b})``)."""
+
+    def __init__(self, ns):
+        super().__init__()
+        self.N = ns.LIF(10, tau=20. * u.ms)
+        self.E = ns.AlignPostProj(comm=brainstate.nn.Linear(10, 10), syn=ns.Expon.desc(10, tau=5. * u.ms),
+                                  out=ns.CUBA.desc(), post=self.N)
+
+
+def _distinct_parameters(net):
+    net.E.comm.weight.value = {"weight": jnp.arange(100.).reshape(10, 10) / 7., "bias": jnp.arange(10.) - 4.5}
+    return {k: np.asarray(v) for k, v in net.E.comm.weight.value.items()}
+
+
+def test_a_dict_valued_state_is_saved_as_plain_arrays_and_loads_back(tmp_path):
+    """Saved before as one pickled object, which ``load_checkpoint`` then refused as not a checkpoint."""
+    net = build(LinearNet, bst)
+    want = _distinct_parameters(net)
+    bhp.save_checkpoint(net, tmp_path / "linear.npz")
+    with np.load(tmp_path / "linear.npz", allow_pickle=False) as saved:  # plain arrays only
+        np.testing.assert_array_equal(saved["E.comm.weight.weight"], want["weight"])
+        np.testing.assert_array_equal(saved["E.comm.weight.bias"], want["bias"])
+        assert "E.comm.weight" not in saved
+    fresh = build(LinearNet, bst)
+    bhp.load_checkpoint(fresh, tmp_path / "linear.npz")
+    got = fresh.E.comm.weight.value
+    assert sorted(got) == ["bias", "weight"]
+    for name in want:
+        np.testing.assert_array_equal(np.asarray(got[name]), want[name])
+
+
+def _values_of(net):
+    return {".".join(map(str, p)).replace("_before_updates", "before_updates"): s.value
+            for p, s in net.states().items()}
+
+
+def test_a_mapping_of_stock_state_values_loads_dicts_and_quantities():
+    """Stock layout (no ``'__format__'``): ``{path: state.value}``, the layer's dict as one value, the
+    potentials as a Quantity in volts (the network's are in mV)."""
+    saved = build(LinearNet, stock)
+    want = _distinct_parameters(saved)
+    mapping = _values_of(saved)
+    assert isinstance(mapping["E.comm.weight"], dict)
+    mapping["E.post.V"] = (np.arange(10., dtype=np.float32) - 60.) / 1000. * u.volt
+    fresh = build(LinearNet, bst)
+    bhp.load_state_dict(fresh, mapping)
+    for name in want:
+        np.testing.assert_array_equal(np.asarray(fresh.E.comm.weight.value[name]), want[name])
+    np.testing.assert_allclose(fresh.N.V.value.to_decimal(u.mV), np.arange(10.) - 60., rtol=1e-6)
+
+
+def test_a_stock_value_in_another_dimension_is_refused_naming_both_units():
+    mapping = _values_of(build(LinearNet, stock))
+    mapping["E.post.V"] = np.zeros(10) * u.nS
+    with pytest.raises(bhp.CheckpointError,
+                       match=r"entry .E.post.V. is in nS, which does not convert to the network's mV"):
+        bhp.load_state_dict(build(LinearNet, bst), mapping)
