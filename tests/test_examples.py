@@ -14,7 +14,8 @@ A block that cannot run here opts out with a visible first line that says why::
 
 Blocks run only on the lines that have what they use: ``brainpy_halfproj.state`` or
 ``brainstate`` needs brainpy >= 2.9; ``partition(`` needs the brainevent kernels (brainpy >= 2.8:
-on 2.5 ``partition`` raises ``PartitionError``, tested in ``test_partition.py``).
+on 2.5 ``partition`` raises ``PartitionError``, tested in ``test_partition.py``); a block that sets
+the fused guide's XLA options needs jax >= 0.10 (2.8 and 2.9; ``test_xla_flags.py``).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+import jax
 import pytest
 
 import brainpy_halfproj
@@ -36,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 GENERATED = {"_build", "api", "notebooks"}  # written by the docs build, not pages of ours
 OPT_OUT = "# not run by tests/test_examples.py:"
+JAX_VERSION = tuple(int(x) for x in jax.__version__.split(".")[:2])
 TIMEOUT_S = 600  # generous: a cold JAX compile on a busy CI machine; a hang waits this long
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 
@@ -43,6 +46,8 @@ FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 REQUIREMENTS = [
     (re.compile(r"brainpy_halfproj\.state|\bbrainstate\b"), BRAINPY_VERSION >= (2, 9),
      "uses brainpy.state, which needs brainpy >= 2.9 (Python >= 3.12)"),
+    (re.compile(r"xla_cpu_enable_concurrency_optimized_scheduler"), JAX_VERSION >= (0, 10),
+     "sets XLA options that jax < 0.10 (the brainpy 2.5 line's 0.4.25) does not know: XLA ends the process"),
     (re.compile(r"\bpartition\("), event_kernel_library() == "brainevent",
      "partition() needs brainpy >= 2.8 (brainevent kernels, jax.shard_map); here it raises PartitionError"),
 ]
