@@ -7,13 +7,17 @@ are its own), the cases of a repetition in alternating order, all under
 * ``seed``: the seed E/I network (4000 neurons) as stock brainpy.state (``EventFixedProb``, as
   upstream's example writes it, and JIT connectivity as the ``bp.dyn`` network has), with and
   without native kernels; the plugin's ``brainpy_halfproj.state`` as is, fused, fused + native
-  (``AlignPostProj(..., fused=True)``); the ``bp.dyn``
+  (``AlignPostProj(..., fused=True)``; JIT, and ``EventFixedProb`` fused + native); the ``bp.dyn``
   rows of ``case.py`` (upstream, plugin, native, fused + native); Brian2 cpp_standalone.
 * ``multipop``: the 8-population network (64 projections), brainpy.state and ``bp.dyn``: stock
   merged, the plugin merged and fused (with native kernels), each also pinned to one core
   (``--one-core``: XLA runs one thunk at a time), where the fused program gains most (its
   thunks are few and short, and on two cores handing them between threads costs more than it
   saves).
+* ``XLA flags`` rows (seed: fused + native; 8 populations: merged and fused, with native
+  kernels): the same case with ``XLA_FLAGS`` set to :data:`XLA_FLAGS` in its environment (two
+  options of XLA's CPU compiler that the fused programs gain from; jax >= 0.10, so not the 2.5
+  line).
 * ``microcircuit``: the Potjans & Diesmann model from brainpy.state
   (``models.state_microcircuit``) and from ``bp.dyn`` (``microcircuit.py``'s worker), with and
   without native kernels, at ``--mc-scale`` (0.1 by default; 1 for the full model).
@@ -144,25 +148,45 @@ def _worker_microcircuit(a, ns):
 
 # ---------------------------------------------------------------- driver
 
+#: XLA's CPU compiler options of the ``XLA flags`` rows (set in the worker's environment): copy insertion
+#: that sees through the step loop's regions (fewer copies of loop-carried states), and the memory-minimising
+#: instruction order instead of the concurrency-optimised one (fewer hand-offs between XLA's threads).
+XLA_FLAGS = ('--xla_cpu_copy_insertion_use_region_analysis=true '
+             '--xla_cpu_enable_concurrency_optimized_scheduler=false')
+
+
+def _with_flags(rows):
+    """Each (name, args) row twice: as is, and with ``XLA_FLAGS`` (name + ', XLA flags')."""
+    return [(name, flags, {}) for name, flags in rows] + [
+        (f'{name}, XLA flags', flags, {'XLA_FLAGS': XLA_FLAGS}) for name, flags in rows]
+
+
 def _cases(cfg):
-    """(section, row name, python, script, args) of every case of one repetition, in order."""
+    """(section, row name, python, script, args, env) of every case of one repetition, in order."""
     py, dyn_py = cfg.python, cfg.python_dyn
     out = []
     if 'seed' in cfg.only:
         common = ['--n', cfg.n, '--steps', cfg.steps]
         state = [('brainpy.state, EventFixedProb', ['--conn', 'fixedprob']),
                  ('brainpy.state, EventFixedProb, native', ['--conn', 'fixedprob', '--native']),
+                 ('plugin state, EventFixedProb, fused + native', ['--conn', 'fixedprob', '--ns', 'plugin', '--fused',
+                                                                   '--native']),
                  ('brainpy.state, JIT', ['--conn', 'jit']),
                  ('brainpy.state, JIT, native', ['--conn', 'jit', '--native']),
                  ('plugin state, JIT', ['--conn', 'jit', '--ns', 'plugin']),
                  ('plugin state, JIT, fused', ['--conn', 'jit', '--ns', 'plugin', '--fused']),
-                 ('plugin state, JIT, fused + native', ['--conn', 'jit', '--ns', 'plugin', '--fused', '--native'])]
-        out += [('seed', name, py, 'state.py', ['--worker', '--model', 'seed', *flags, *common])
-                for name, flags in state]
+                 ('plugin state, JIT, fused + native', ['--conn', 'jit', '--ns', 'plugin', '--fused', '--native']),
+                 ('plugin state, JIT, fused + native, XLA flags',
+                  ['--conn', 'jit', '--ns', 'plugin', '--fused', '--native'], {'XLA_FLAGS': XLA_FLAGS})]
+        out += [('seed', name, py, 'state.py', ['--worker', '--model', 'seed', *flags, *common], *env)
+                for name, flags, *env in state]
         dyn = [('bp.dyn upstream, JIT', ['--impl', 'upstream']), ('bp.dyn plugin, JIT', ['--impl', 'plugin']),
                ('bp.dyn plugin, JIT, native', ['--impl', 'plugin', '--native']),
-               ('bp.dyn plugin, JIT, fused + native', ['--impl', 'plugin', '--fused', '--native'])]
-        out += [('seed', name, dyn_py, 'case.py', [*flags, '--kernel', 'jit', *common]) for name, flags in dyn]
+               ('bp.dyn plugin, JIT, fused + native', ['--impl', 'plugin', '--fused', '--native']),
+               ('bp.dyn plugin, JIT, fused + native, XLA flags', ['--impl', 'plugin', '--fused', '--native'],
+                {'XLA_FLAGS': XLA_FLAGS})]
+        out += [('seed', name, dyn_py, 'case.py', [*flags, '--kernel', 'jit', *common], *env)
+                for name, flags, *env in dyn]
         if cfg.brian2:
             out.append(('seed', 'Brian2 cpp_standalone', cfg.brian2, os.path.join('peers', 'brian2_einet.py'),
                         ['--target', 'cpp_standalone', *common]))
@@ -170,18 +194,20 @@ def _cases(cfg):
         common = ['--model', 'multipop', '--groups', cfg.groups, '--n', cfg.n_pop, '--steps', cfg.steps]
         state = [('brainpy.state, JIT, merged', []),
                  ('brainpy.state, JIT, merged, native', ['--native']),
-                 ('plugin state, JIT, merged, native', ['--ns', 'plugin', '--native']),
-                 ('plugin state, JIT, fused + native', ['--ns', 'plugin', '--fused', '--native']),
+                 *_with_flags([('plugin state, JIT, merged, native', ['--ns', 'plugin', '--native']),
+                               ('plugin state, JIT, fused + native', ['--ns', 'plugin', '--fused', '--native'])]),
                  ('plugin state, JIT, merged, native, one core', ['--ns', 'plugin', '--native', '--one-core']),
                  ('plugin state, JIT, fused + native, one core',
                   ['--ns', 'plugin', '--fused', '--native', '--one-core'])]
-        out += [('multipop', name, py, 'state.py', ['--worker', '--conn', 'jit', *flags, *common])
-                for name, flags in state]
-        dyn = [('bp.dyn plugin, JIT, merged', []), ('bp.dyn plugin, JIT, merged, native', ['--native']),
-               ('bp.dyn plugin, JIT, fused + native', ['--fused', '--native']),
+        out += [('multipop', name, py, 'state.py', ['--worker', '--conn', 'jit', *flags, *common], *env)
+                for name, flags, *env in state]
+        dyn = [('bp.dyn plugin, JIT, merged', []),
+               *_with_flags([('bp.dyn plugin, JIT, merged, native', ['--native']),
+                             ('bp.dyn plugin, JIT, fused + native', ['--fused', '--native'])]),
                ('bp.dyn plugin, JIT, merged, native, one core', ['--native', '--pin-self']),
                ('bp.dyn plugin, JIT, fused + native, one core', ['--fused', '--native', '--pin-self'])]
-        out += [('multipop', name, dyn_py, 'case.py', ['--impl', 'plugin', *flags, *common]) for name, flags in dyn]
+        out += [('multipop', name, dyn_py, 'case.py', ['--impl', 'plugin', *flags, *common], *env)
+                for name, flags, *env in dyn]
     if 'microcircuit' in cfg.only:
         for scale in cfg.mc_scales:
             common = ['--scale', scale, '--seed', 1, '--transient', cfg.mc_transient, '--duration', cfg.mc_duration]
@@ -210,12 +236,12 @@ def run(cfg):
     records = []
     cases = _cases(cfg)
     for rep in range(cfg.reps):
-        for section, name, python, script, args in (cases if rep % 2 == 0 else cases[::-1]):
+        for section, name, python, script, args, *env in (cases if rep % 2 == 0 else cases[::-1]):
             if not python or not os.path.exists(python):
                 rec = dict(error=f'interpreter {python!r} not found')
             else:
                 rec = runner.run_case(python, script, [str(x) for x in args], locked=cfg.locked,
-                                      timeout=cfg.timeout)
+                                      timeout=cfg.timeout, env=env[0] if env else None)
             rec = _normalise(rec, script)
             rec.update(section=section, row=name, rep=rep, date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
             runner.log(f"{section} | {name} | rep {rep}: " + (rec['error'][-200:] if 'error' in rec else
@@ -274,7 +300,10 @@ def markdown(doc):
              + ', '.join(f'{k} {v}' for k, v in versions.items() if k != 'python') + f"; run {_dates(recs, m)}, "
              f"commit {m.get('commit', '?')}). s per bio s: wall time per biological second of a "
              'steady-state call (the microcircuit: after its transient); build: constructing the model; '
-             'compile: first call minus a steady call; kernel calls: custom calls in the compiled step.', '']
+             'compile: first call minus a steady call; kernel calls: custom calls in the compiled step. '
+             f'*XLA flags*: the process ran with `XLA_FLAGS="{XLA_FLAGS}"` (fewer copies of the step '
+             "loop's states, and XLA's memory-minimising instruction order instead of the concurrency-optimised "
+             "one); *one core*: the process pinned to one core.", '']
     if doc.get('smoke'):
         lines += ['**SMOKE RUN: tiny sizes, not measurements.**', '']
     titles = {'seed': 'Seed E/I network (4000 neurons, 80 inputs per neuron, 1 s per call)',

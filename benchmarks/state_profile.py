@@ -17,6 +17,11 @@ cost of recording, the cheapest thunk's duration) is listed with what it compute
 the optimized HLO: a custom call (the event kernel), a conditional, or a fused loop and its
 operations. ``wall``: untraced time per step on that one core (median of ``--repeats`` calls).
 
+A second process per API runs on all the cores (not pinned) and reads from the same kind of
+trace which threads ran the step's thunks: how often consecutive thunks ran on different
+threads, and which fused loops XLA split over its thread pool (a thunk during which its thread
+recorded a ``ThreadpoolListener::Record`` event: XLA handed part of the loop to another thread).
+
 Every worker runs under ``flock /tmp/halfproj-cpu.lock`` (``run.py``'s lock). Results go to
 ``results/state_profile.json`` and ``results/state_profile.md`` (included in ``BENCHMARKS.md`` by
 ``run.py --report-only``).
@@ -24,7 +29,9 @@ Every worker runs under ``flock /tmp/halfproj-cpu.lock`` (``run.py``'s lock). Re
 from __future__ import annotations
 
 import argparse
+import bisect
 import collections
+import glob
 import json
 import os
 import shutil
@@ -72,8 +79,37 @@ def _kind(name: str, instr: dict, comps: dict) -> str:
     return "other"
 
 
+def _timeline(directory: str, names: set, steps: int) -> dict:
+    """Which threads ran the thunks ``names`` in the trace under ``directory``, per step of ``steps``."""
+    import jax
+
+    path = sorted(glob.glob(os.path.join(directory, "**", "*.xplane.pb"), recursive=True))[-1]
+    thunks, records = [], []
+    for plane in jax.profiler.ProfileData.from_file(path).planes:
+        for k, line in enumerate(plane.lines):
+            for e in line.events:
+                if e.name in names:
+                    thunks.append((e.start_ns, e.start_ns + e.duration_ns, (plane.name, k), e.name))
+                elif e.name == "ThreadpoolListener::Record":
+                    records.append((e.start_ns, (plane.name, k)))
+    thunks.sort()
+    by_line = collections.defaultdict(list)
+    for start, end, line, name in thunks:
+        by_line[line].append((start, end, name))
+    split: collections.Counter = collections.Counter()
+    for t, line in records:  # the thunk running on that thread at that moment handed work to the pool
+        runs = by_line.get(line, [])
+        i = bisect.bisect_right(runs, (t, float("inf"), "")) - 1
+        if i >= 0 and runs[i][0] <= t <= runs[i][1]:
+            split[runs[i][2]] += 1
+    changes = sum(a[2] != b[2] for a, b in zip(thunks[:-1], thunks[1:], strict=True))
+    return dict(threads=len(by_line), thread_changes_per_step=changes / steps,
+                split_per_step={name: n / steps for name, n in split.most_common()})
+
+
 def worker(a: argparse.Namespace) -> dict:
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # before XLA sizes its thread pool
+    if not a.all_cores:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # before XLA sizes its thread pool
     sys.path.insert(0, str(HERE))
     import jax
     import numpy as np
@@ -113,9 +149,11 @@ def worker(a: argparse.Namespace) -> dict:
         jax.block_until_ready(run(np.arange(steps) + (a.repeats + 1) * steps))
         jax.profiler.stop_trace()
         events = _trace_events(trace_dir)
+        per_step = {n for n, d in events.items() if len(d) == steps and n in instr}  # the loop body's thunks
+        timeline = _timeline(trace_dir, per_step, steps) if a.all_cores else None
     finally:
         shutil.rmtree(trace_dir, ignore_errors=True)
-    thunks = {n: _robust_mean(d) / 1e3 for n, d in events.items() if len(d) == steps and n in instr}
+    thunks = {n: _robust_mean(events[n]) / 1e3 for n in per_step}
     record_us = min(thunks.values())
     rows = []
     for name, us in sorted(thunks.items(), key=lambda t: -t[1]):
@@ -123,6 +161,9 @@ def worker(a: argparse.Namespace) -> dict:
         rows.append(dict(thunk=name, us=us - record_us, kind=_kind(name, instr, comps),
                          ops={op: ops[op] for op in _NAMED if ops[op]}))
     import brainpy
+    if a.all_cores:
+        return dict(api=a.api, n=a.n, steps=steps, cores=len(os.sched_getaffinity(0)),
+                    wall_us=statistics.median(walls), **timeline)
     return dict(api=a.api, n=a.n, steps=steps, wall_us=statistics.median(walls), record_us=record_us,
                 thunks=rows, versions=dict(brainpy=brainpy.__version__, jax=jax.__version__))
 
@@ -152,6 +193,17 @@ def _markdown(doc: dict) -> str:
             if t["kind"] == "neuron + synapse update":
                 ops = ", ".join(f"{k} {v}" for k, v in t["ops"].items())
                 lines.append(f"- {r['api']}, `{t['thunk']}`: {t['us']:.2f} µs ({ops})")
+    if doc.get("all_cores"):
+        lines += ["", "The same, each API in a process on all the cores (not pinned): *thread changes*: consecutive "
+                  "thunks of the step run on different threads; *split*: XLA handed part of a fused loop to another "
+                  "thread of its pool (per step).", "",
+                  "| API | cores | wall µs/step | pinned (above) | threads that ran thunks | thread changes per step "
+                  "| loops split per step |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+        pinned = {r["api"]: r["wall_us"] for r in doc["runs"]}
+        for r in doc["all_cores"]:
+            split = ", ".join(f"`{k}` {v:.2f}" for k, v in r["split_per_step"].items() if v >= 0.01) or "none"
+            lines.append(f"| {r['api']} | {r['cores']} | {r['wall_us']:.1f} | {pinned.get(r['api'], 0):.1f} | "
+                         f"{r['threads']} | {r['thread_changes_per_step']:.2f} | {split} |")
     return "\n".join(lines) + "\n"
 
 
@@ -162,6 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=4000)
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--all-cores", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--smoke", action="store_true", help="400 neurons, 200 steps, no lock")
     p.add_argument("--out", default=str(HERE), help="folder that gets results/state_profile.{json,md}")
     p.add_argument("--markdown-only", action="store_true")
@@ -177,20 +230,23 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if a.smoke:
             a.n, a.steps, a.repeats = 400, 200, 2
-        runs = []
-        for api in APIS:
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--api", api, "--n", str(a.n),
-                   "--steps", str(a.steps), "--repeats", str(a.repeats)]
-            if not a.smoke:
-                cmd = ["flock", LOCK, *cmd]
-            env = dict(os.environ, XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " " + TRACE_FLAG).strip())
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
-            result = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-            if proc.returncode or not result:
-                raise RuntimeError(f"{api} worker failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-            runs.append(json.loads(result[-1][len("RESULT "):]))
-            print(f"{api}: {runs[-1]['wall_us']:.1f} µs per step on one core", flush=True)
-        doc = dict(machine=machine_info(), smoke=a.smoke, runs=runs)
+        runs, all_cores = [], []
+        for cores in ("one", "all"):
+            for api in APIS:
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--api", api, "--n", str(a.n),
+                       "--steps", str(a.steps), "--repeats", str(a.repeats)]
+                cmd += ["--all-cores"] if cores == "all" else []
+                if not a.smoke:
+                    cmd = ["flock", LOCK, *cmd]
+                env = dict(os.environ, XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " " + TRACE_FLAG).strip())
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+                result = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+                if proc.returncode or not result:
+                    raise RuntimeError(f"{api} worker failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+                (runs if cores == "one" else all_cores).append(json.loads(result[-1][len("RESULT "):]))
+                print(f"{api}: {json.loads(result[-1][len('RESULT '):])['wall_us']:.1f} µs per step on {cores} core(s)",
+                      flush=True)
+        doc = dict(machine=machine_info(), smoke=a.smoke, runs=runs, all_cores=all_cores)
         json_path.write_text(json.dumps(doc, indent=1))
     md_path.write_text(_markdown(doc))
     print(f"wrote {md_path}", flush=True)

@@ -65,9 +65,16 @@ def test_every_section_has_its_bp_dyn_and_brainpy_state_rows():
                              steps=10000, groups=8, n_pop=500, mc_scales=[0.1], mc_transient=500., mc_duration=1000.)
     cases = state._cases(cfg)
     for section in state.SECTIONS:
-        scripts = {script for sec, _, _, script, _ in cases if sec == section}
+        scripts = {script for sec, _, _, script, *_ in cases if sec == section}
         assert "state.py" in scripts and scripts & {"case.py", "microcircuit.py"}, section
-    assert all(py == "pydyn" for _, _, py, script, _ in cases if script in ("case.py", "microcircuit.py"))
+    assert all(py == "pydyn" for _, _, py, script, *_ in cases if script in ("case.py", "microcircuit.py"))
+    flagged = {(sec, name): env[0] for sec, name, _, _, _, *env in cases if env and env[0]}
+    assert flagged == {(sec, f"{row}, XLA flags"): {"XLA_FLAGS": state.XLA_FLAGS} for sec, row in [
+        ("seed", "plugin state, JIT, fused + native"), ("seed", "bp.dyn plugin, JIT, fused + native"),
+        ("multipop", "plugin state, JIT, merged, native"), ("multipop", "plugin state, JIT, fused + native"),
+        ("multipop", "bp.dyn plugin, JIT, merged, native"), ("multipop", "bp.dyn plugin, JIT, fused + native")]}
+    for sec, name in flagged:  # each beside the same case without the flags
+        assert any(s == sec and n == name.removesuffix(", XLA flags") for s, n, *_ in cases)
 
 
 def _worker(script, *args):
@@ -103,6 +110,11 @@ def test_the_state_profile_lists_each_thunk_of_both_apis(tmp_path):
         assert kinds.count("event kernel") == 1  # fused: one kernel call per step
         assert "neuron + synapse update" in kinds and run["wall_us"] > 0
         assert all(t["us"] >= 0 for t in run["thunks"])
+    assert [r["api"] for r in doc["all_cores"]] == ["brainpy.state", "bp.dyn"]  # the processes not pinned
+    for run in doc["all_cores"]:
+        assert run["cores"] >= 1 and run["wall_us"] > 0 and run["threads"] >= 1
+        assert run["thread_changes_per_step"] >= 0 and all(v > 0 for v in run["split_per_step"].values())
     md = (tmp_path / "results" / "state_profile.md").read_text()
     assert md.startswith("## brainpy.state beside bp.dyn: where a step of the seed network goes")
     assert "| brainpy.state |" in md and "| bp.dyn |" in md
+    assert "| API | cores | wall µs/step | pinned (above) | threads that ran thunks |" in md
